@@ -1,0 +1,107 @@
+/*!
+The builder's input: `.attrs.json`, written by Nix for a derivation with
+`__structuredAttrs = true`.
+
+This is a plain mirror of what `nix/portable-service.nix` puts in the
+derivation, plus what Nix adds: `outputs` and the closure that
+`exportReferencesGraph.closure` asks for. Keys the builder does not use are
+ignored, so Nix may add more (it added `valid` to closure entries once).
+`attrsVersion` names the version of this contract; both sides change it
+together.
+*/
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+use crate::store_path::StorePath;
+
+pub const ATTRS_VERSION: u32 = 1;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attrs {
+    pub attrs_version: u32,
+    pub pname: String,
+    pub version: String,
+    pub units: Vec<UnitAttr>,
+    pub symlinks: Vec<SymlinkAttr>,
+    pub description: Option<String>,
+    pub homepage: Option<String>,
+    pub squash_compression: String,
+    pub squash_block_size: String,
+    /// The `mksquashfs` executable of the configured squashfs-tools.
+    pub mksquashfs: PathBuf,
+    pub closure: Vec<PathInfo>,
+    pub outputs: BTreeMap<String, PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnitAttr {
+    /// The unit's file name when it is a single file.
+    pub name: String,
+    /// The store path: a unit file, or a directory of unit files.
+    pub path: PathBuf,
+    /// True when the user named the unit explicitly (`{ name; file; }`),
+    /// so that `path` must be a single file.
+    pub explicit_name: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SymlinkAttr {
+    pub object: String,
+    pub symlink: String,
+}
+
+/// One entry of the closure, as Nix describes it.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PathInfo {
+    pub path: StorePath,
+    pub nar_hash: String,
+    pub nar_size: u64,
+    pub references: Vec<StorePath>,
+}
+
+impl Attrs {
+    /// Where Nix put `.attrs.json`: `$NIX_ATTRS_JSON_FILE` when that file
+    /// exists (Nix 2.8 sets the variable to a path outside its sandbox),
+    /// else `$NIX_BUILD_TOP/.attrs.json`.
+    pub fn locate() -> Result<PathBuf> {
+        if let Some(file) = std::env::var_os("NIX_ATTRS_JSON_FILE") {
+            let file = PathBuf::from(file);
+            if file.exists() {
+                return Ok(file);
+            }
+        }
+        let top = std::env::var_os("NIX_BUILD_TOP").map(PathBuf::from);
+        match top.map(|top| top.join(".attrs.json")) {
+            Some(file) if file.exists() => Ok(file),
+            _ => bail!(
+                "found no .attrs.json: neither $NIX_ATTRS_JSON_FILE nor \
+                 $NIX_BUILD_TOP/.attrs.json exists (the builder runs in a \
+                 derivation with __structuredAttrs = true)"
+            ),
+        }
+    }
+
+    pub fn read(path: &Path) -> Result<Attrs> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let attrs: Attrs = serde_json::from_str(&text)
+            .with_context(|| format!("parsing {}", path.display()))?;
+        if attrs.attrs_version != ATTRS_VERSION {
+            bail!(
+                "{} has attrsVersion {}, but this builder reads version \
+                 {ATTRS_VERSION}: the Nix function and the builder come \
+                 from different releases",
+                path.display(),
+                attrs.attrs_version
+            );
+        }
+        Ok(attrs)
+    }
+}

@@ -1,0 +1,81 @@
+/*!
+The build: read `.attrs.json`, validate it, find the units, plan the tree,
+write the image, and tell the build log what it did.
+*/
+
+use std::fs;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+
+use crate::archive::Stats;
+use crate::attrs::Attrs;
+use crate::config::Config;
+use crate::{plan, squashfs, units};
+
+pub fn run(attrs_file: &Path) -> Result<()> {
+    let started = Instant::now();
+    let config = Config::from_attrs(Attrs::read(attrs_file)?)?;
+    let units = units::resolve(&config.units, &config.pname)?;
+    let tree = plan::plan(&config, &units)?;
+
+    let created_out = !config.out.exists();
+    fs::create_dir_all(&config.out)
+        .with_context(|| format!("creating {}", config.out.display()))?;
+    let settings = squashfs::Settings {
+        mksquashfs: &config.mksquashfs,
+        compression: &config.compression,
+        block_size: config.block_size,
+        processors: processors(),
+    };
+    let image = config.image_path();
+    let stats = match squashfs::write_image(&settings, &tree, &image) {
+        Ok(stats) => stats,
+        Err(err) => {
+            if created_out {
+                let _ = fs::remove_dir(&config.out);
+            }
+            return Err(err);
+        }
+    };
+    let image_bytes = fs::metadata(&image)
+        .with_context(|| format!("reading {}", image.display()))?
+        .len();
+    eprintln!(
+        "{}",
+        summary(&config, stats, image_bytes, started.elapsed().as_secs_f64())
+    );
+    Ok(())
+}
+
+/// `$NIX_BUILD_CORES`, where 0 means every core, as in Nix.
+fn processors() -> usize {
+    let all = || std::thread::available_parallelism().map_or(1, |n| n.get());
+    match std::env::var("NIX_BUILD_CORES").ok().and_then(|n| n.parse().ok()) {
+        Some(0) | None => all(),
+        Some(n) => n,
+    }
+}
+
+fn summary(
+    config: &Config,
+    stats: Stats,
+    image_bytes: u64,
+    seconds: f64,
+) -> String {
+    let ratio = if stats.bytes == 0 {
+        0.0
+    } else {
+        100.0 * image_bytes as f64 / stats.bytes as f64
+    };
+    format!(
+        "portable-service-builder: {}: {} store paths, {} files, {} bytes \
+         in, {} bytes of image ({ratio:.1}%), {seconds:.2} s",
+        config.file_name,
+        config.closure.len(),
+        stats.files,
+        stats.bytes,
+        image_bytes,
+    )
+}

@@ -1,0 +1,146 @@
+/*!
+The validated build settings, derived from `.attrs.json`.
+
+Every check on the user's arguments lives here or in the rule modules it
+calls, with the same rules `nix/portable-service.nix` applies at evaluation
+time: the builder can be run without the Nix function, and some values
+(the units inside directories) are only known when it runs.
+*/
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+
+use crate::attrs::Attrs;
+use crate::closure::Closure;
+use crate::compression::{self, Compression};
+use crate::image_name;
+use crate::store_path::StorePath;
+use crate::symlink::Symlink;
+
+#[derive(Debug)]
+pub struct Config {
+    pub pname: String,
+    pub version: String,
+    /// `<pname>_<version>.raw`.
+    pub file_name: String,
+    pub description: Option<String>,
+    pub homepage: Option<String>,
+    pub units: Vec<UnitSource>,
+    pub symlinks: Vec<Symlink>,
+    pub compression: Compression,
+    pub block_size: u32,
+    pub mksquashfs: PathBuf,
+    /// The output directory; the image is `out/file_name`.
+    pub out: PathBuf,
+    pub closure: Closure,
+}
+
+/// One entry of `units`: a unit file or a directory of unit files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnitSource {
+    pub name: String,
+    pub path: StorePath,
+    pub explicit_name: bool,
+}
+
+impl Config {
+    pub fn from_attrs(attrs: Attrs) -> Result<Config> {
+        let file_name = image_name::file_name(&attrs.pname, &attrs.version)?;
+        let description = text_field("description", attrs.description)?;
+        let homepage = text_field("homepage", attrs.homepage)?;
+        let compression = Compression::parse(&attrs.squash_compression)?;
+        let block_size =
+            compression::parse_block_size(&attrs.squash_block_size)?;
+        let closure = Closure::new(attrs.closure)?;
+
+        let mut units = Vec::new();
+        for unit in attrs.units {
+            let path =
+                StorePath::from_absolute_path(&unit.path.to_string_lossy())
+                    .with_context(|| format!("unit '{}'", unit.name))?;
+            if !closure.contains(&path) {
+                bail!("unit '{}' at {path} is not in the closure", unit.name);
+            }
+            units.push(UnitSource {
+                name: unit.name,
+                path,
+                explicit_name: unit.explicit_name,
+            });
+        }
+        if units.is_empty() {
+            bail!("units is empty: an image needs at least one unit");
+        }
+
+        let mut symlinks = Vec::new();
+        for s in attrs.symlinks {
+            let symlink = Symlink::new(&s.object, &s.symlink)?;
+            if !closure.contains(&symlink.object_store_path) {
+                bail!(
+                    "symlink '{}' points to '{}', whose store path is not in \
+                     the closure",
+                    s.symlink,
+                    s.object
+                );
+            }
+            symlinks.push(symlink);
+        }
+
+        let Some(out) = attrs.outputs.get("out").cloned() else {
+            bail!(".attrs.json has no output 'out'");
+        };
+        Ok(Config {
+            pname: attrs.pname,
+            version: attrs.version,
+            file_name,
+            description,
+            homepage,
+            units,
+            symlinks,
+            compression,
+            block_size,
+            mksquashfs: attrs.mksquashfs,
+            out,
+            closure,
+        })
+    }
+
+    pub fn image_path(&self) -> PathBuf {
+        self.out.join(&self.file_name)
+    }
+}
+
+/// `description` and `homepage` go into os-release, one line each; an
+/// empty value is left out.
+fn text_field(field: &str, value: Option<String>) -> Result<Option<String>> {
+    match value {
+        Some(v) if v.chars().any(char::is_control) => bail!(
+            "{field} {v:?} has a newline or control character, which an \
+             os-release value cannot hold"
+        ),
+        Some(v) if v.is_empty() => Ok(None),
+        v => Ok(v),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_fields() {
+        assert_eq!(text_field("description", None).unwrap(), None);
+        assert_eq!(
+            text_field("description", Some(String::new())).unwrap(),
+            None
+        );
+        assert_eq!(
+            text_field("homepage", Some("https://x".into())).unwrap(),
+            Some("https://x".into())
+        );
+        for bad in ["a\nb", "a\tb", "a\u{7f}"] {
+            let err = text_field("description", Some(bad.into())).unwrap_err();
+            assert!(err.to_string().contains("control character"), "{err}");
+        }
+    }
+}

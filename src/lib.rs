@@ -1,0 +1,27 @@
+/*!
+portable-service-builder: the compiled half of `pkgs.portableService`.
+
+The build is a pipeline: `attrs` reads what Nix wrote, `config` validates
+it (with `image_name`, `unit_name`, `compression` and `symlink` holding the
+rules), `units` finds the unit files in the store, `plan` lays out the
+image as a `tree`, and `squashfs` feeds the tree to mksquashfs as a tar
+stream written by `archive`.
+*/
+
+pub mod archive;
+pub mod attrs;
+pub mod build;
+pub mod cli;
+pub mod closure;
+pub mod compression;
+pub mod config;
+pub mod image_name;
+pub mod os_release;
+pub mod plan;
+pub mod squashfs;
+pub mod store_path;
+pub mod symlink;
+pub mod tar;
+pub mod tree;
+pub mod unit_name;
+pub mod units;

@@ -1,0 +1,21 @@
+use std::io::ErrorKind;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match portable_service::cli::run(std::env::args_os().skip(1)) {
+        Ok(code) => code,
+        Err(err) => {
+            // A reader that stops early (`inspect | head`) is not a failure.
+            let broken_pipe = err.chain().any(|cause| {
+                cause
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == ErrorKind::BrokenPipe)
+            });
+            if broken_pipe {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("portable-service-builder: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,116 @@
+/*!
+Runs the configured `mksquashfs` on the archive of a planned tree.
+
+The archive goes to `mksquashfs - IMAGE -tar` through a pipe, so the build
+needs no disk beyond the image. The flags make the image depend only on
+the tree and the settings: every file owned by root, a root directory of
+mode 755, no xattrs, and `SOURCE_DATE_EPOCH=0` for the superblock's time
+(the archive's times are 0 already). The thread count does not change the
+bytes. The image is written under a temporary name and renamed when
+mksquashfs succeeds; on failure nothing is left.
+*/
+
+use std::fs;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+use crate::archive::{self, Stats};
+use crate::compression::Compression;
+use crate::tree::Tree;
+
+pub struct Settings<'a> {
+    pub mksquashfs: &'a Path,
+    pub compression: &'a Compression,
+    pub block_size: u32,
+    pub processors: usize,
+}
+
+impl Settings<'_> {
+    fn args(&self, image: &Path) -> Vec<std::ffi::OsString> {
+        let mut args: Vec<std::ffi::OsString> =
+            vec!["-".into(), image.into(), "-tar".into()];
+        for flag in [
+            "-noappend",
+            "-exit-on-error",
+            "-quiet",
+            "-no-progress",
+            "-no-exports",
+            "-no-xattrs",
+            "-all-root",
+        ] {
+            args.push(flag.into());
+        }
+        args.extend(["-root-mode".into(), "755".into()]);
+        args.extend([
+            "-processors".into(),
+            self.processors.to_string().into(),
+        ]);
+        args.extend(["-b".into(), self.block_size.to_string().into()]);
+        args.extend(
+            self.compression.mksquashfs_args().into_iter().map(Into::into),
+        );
+        args
+    }
+}
+
+/// Writes `tree` as a squashfs image at `image`.
+pub fn write_image(
+    settings: &Settings,
+    tree: &Tree,
+    image: &Path,
+) -> Result<Stats> {
+    let partial = partial_path(image);
+    let result = run(settings, tree, &partial).and_then(|stats| {
+        fs::rename(&partial, image).with_context(|| {
+            format!("renaming {} to {}", partial.display(), image.display())
+        })?;
+        Ok(stats)
+    });
+    if result.is_err() {
+        let _ = fs::remove_file(&partial);
+    }
+    result
+}
+
+fn run(settings: &Settings, tree: &Tree, partial: &Path) -> Result<Stats> {
+    let mksquashfs = settings.mksquashfs;
+    let mut child = Command::new(mksquashfs)
+        .args(settings.args(partial))
+        .env_clear()
+        .env("SOURCE_DATE_EPOCH", "0")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {}", mksquashfs.display()))?;
+    let stdin = child.stdin.take().expect("stdin is piped");
+    // 1 MiB of buffer keeps the pipe busy with few writes.
+    let written =
+        archive::write(tree, BufWriter::with_capacity(1 << 20, stdin));
+    let mksquashfs_closed_pipe = written.as_ref().is_err_and(|err| {
+        err.chain().any(|cause| {
+            cause
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+        })
+    });
+    if written.is_err() && !mksquashfs_closed_pipe {
+        // mksquashfs must not finish an image from a truncated archive.
+        let _ = child.kill();
+    }
+    let status = child
+        .wait()
+        .with_context(|| format!("waiting for {}", mksquashfs.display()))?;
+    if (mksquashfs_closed_pipe || written.is_ok()) && !status.success() {
+        bail!("{} failed ({status})", mksquashfs.display());
+    }
+    written.context("writing the archive for mksquashfs")
+}
+
+fn partial_path(image: &Path) -> PathBuf {
+    let name = image.file_name().unwrap_or_default().to_string_lossy();
+    image.with_file_name(format!(".{name}.partial"))
+}

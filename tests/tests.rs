@@ -1,0 +1,1 @@
+// End-to-end tests: real nix-build, real mksquashfs, checked with unsquashfs.
