@@ -12,7 +12,10 @@ for, as nixpkgs' portableService lays it out:
   create;
 - the directories it mounts over: `/proc /sys /dev /run /tmp /var/tmp`,
   and `/var/lib /var/cache /var/log` for the service's state;
-- the user's symlinks.
+- the user's symlinks;
+- `/usr/lib/portable-service/closure.json`, the closure's description
+  (store paths, NAR hashes and sizes, references) for `inspect` and
+  `verify`.
 */
 
 use anyhow::{Context, Result};
@@ -24,6 +27,7 @@ use crate::units::Unit;
 
 pub const STORE_DIR: &str = "nix/store";
 pub const UNIT_DIR: &str = "etc/systemd/system";
+pub const CLOSURE_FILE: &str = "usr/lib/portable-service/closure.json";
 
 const DIRS: [(&str, u32); 9] = [
     ("proc", 0o755),
@@ -67,6 +71,9 @@ pub fn plan(config: &Config, units: &[Unit]) -> Result<Tree> {
         tree.insert(unit_dir.join(&unit.name), node)
             .with_context(|| format!("unit '{}'", unit.name))?;
     }
+
+    let content = Content::Bytes(config.closure.to_json().into_bytes());
+    tree.insert(path(CLOSURE_FILE), Node::File { mode: 0o644, content })?;
 
     for (dir, mode) in DIRS {
         tree.insert(path(dir), Node::Dir { mode })?;

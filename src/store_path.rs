@@ -9,7 +9,7 @@ dot). A `StorePath` is always valid; parsing is the only way to make one.
 use std::fmt;
 
 use anyhow::{bail, Result};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 
 pub const STORE_DIR: &str = "/nix/store";
 
@@ -100,6 +100,12 @@ impl TryFrom<String> for StorePath {
 
     fn try_from(path: String) -> Result<StorePath> {
         StorePath::from_absolute_path(&path)
+    }
+}
+
+impl Serialize for StorePath {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 
