@@ -230,7 +230,7 @@ let
     else if !isString value then
       fail "${field} must be a string or null"
     else if match "[^[:cntrl:]]*" value == null then
-      fail "${field} '${value}' has a newline or control character, which an os-release value cannot hold"
+      fail "${field} ${builtins.toJSON value} has a newline or control character, which an os-release value cannot hold"
     else
       true;
 

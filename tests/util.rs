@@ -1,0 +1,320 @@
+//! Helpers for the end-to-end tests: build expressions with the real
+//! `nix-build` (in the Nix sandbox, against `nix/host.nix` and the builder
+//! that cargo built for this run), and look into images with the real
+//! `unsquashfs`.
+//!
+//! Tools are never optional: a missing `nix-build` or `unsquashfs` fails
+//! the test with a message naming it (CI installs them).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const BUILDER: &str = env!("CARGO_BIN_EXE_portable-service-builder");
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The options every build gets: the sandbox, with the host's tools let
+/// in for `nix/host.nix`, and no binary cache.
+pub const NIX_OPTIONS: [&str; 6] =
+    ["--option", "substituters", "", "--option", "sandbox", "true"];
+
+pub fn nix_command(program: &str) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.args(NIX_OPTIONS).args([
+        "--option",
+        "extra-sandbox-paths",
+        "/bin /usr /lib /lib64",
+    ]);
+    cmd
+}
+
+/// `expr` evaluated with the host package set's attributes in scope
+/// (`portableService`, `writeText`, `runCommand`, `busybox`, ...).
+pub fn with_host(expr: &str) -> String {
+    format!(
+        "with import {}/nix/host.nix {{ builderBinary = {BUILDER}; }}; {expr}",
+        repo().display()
+    )
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    cmd.output().unwrap_or_else(|e| {
+        panic!("cannot run {program} (is it installed?): {e}")
+    })
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Builds `expr` (with the host package set in scope) and returns the
+/// output path; panics with the build log on failure.
+pub fn build(expr: &str) -> PathBuf {
+    let output = run(nix_command("nix-build")
+        .arg("--no-out-link")
+        .arg("-E")
+        .arg(with_host(expr)));
+    assert!(
+        output.status.success(),
+        "nix-build failed:\n{}\nexpression: {expr}",
+        stderr(&output)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    PathBuf::from(stdout.trim())
+}
+
+/// Builds `expr`, which must fail, and returns the build's stderr.
+pub fn build_fails(expr: &str) -> String {
+    let output = run(nix_command("nix-build")
+        .arg("--no-out-link")
+        .arg("-E")
+        .arg(with_host(expr)));
+    assert!(!output.status.success(), "nix-build succeeded: {expr}");
+    stderr(&output)
+}
+
+/// Builds `expr` again with `nix-build --check`, which fails unless the
+/// new output is bit for bit the one already in the store, and returns the
+/// build log. `options` go to nix-build (`--cores 1`, ...).
+pub fn rebuild_and_compare(expr: &str, options: &[&str]) -> String {
+    let output = run(nix_command("nix-build")
+        .args(["--no-out-link", "--check"])
+        .args(options)
+        .arg("-E")
+        .arg(with_host(expr)));
+    assert!(
+        output.status.success(),
+        "nix-build --check {options:?} failed:\n{}",
+        stderr(&output)
+    );
+    stderr(&output)
+}
+
+/// Instantiates `expr`, which must fail at evaluation time, and returns
+/// the message. Nothing is built, which shows that the error comes from
+/// evaluation.
+pub fn eval_fails(expr: &str) -> String {
+    let output = run(Command::new("nix-instantiate")
+        .arg("--eval")
+        .arg("--strict")
+        .arg("-E")
+        .arg(with_host(&format!("({expr}).drvPath"))));
+    assert!(!output.status.success(), "evaluation succeeded: {expr}");
+    stderr(&output)
+}
+
+/// Asserts that `haystack` contains each of `needles`.
+#[track_caller]
+pub fn assert_contains(haystack: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(
+            haystack.contains(needle),
+            "expected to find\n```\n{needle}\n```\nin\n```\n{haystack}\n```"
+        );
+    }
+}
+
+/// One entry of `unsquashfs -lln`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub mode: String,
+    pub owner: String,
+    pub size: u64,
+    pub target: Option<String>,
+}
+
+/// A squashfs image, read with `unsquashfs`.
+pub struct Image {
+    pub path: PathBuf,
+}
+
+impl Image {
+    pub fn new(path: impl Into<PathBuf>) -> Image {
+        let path = path.into();
+        assert!(path.is_file(), "no image at {}", path.display());
+        Image { path }
+    }
+
+    fn unsquashfs(&self, args: &[&str]) -> String {
+        let output =
+            run(Command::new("unsquashfs").args(args).arg(&self.path));
+        assert!(output.status.success(), "unsquashfs: {}", stderr(&output));
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// Every entry, by path relative to the root (the root is "").
+    pub fn entries(&self) -> BTreeMap<String, Entry> {
+        let listing = self.unsquashfs(&["-lln", "-d", ""]);
+        let mut entries = BTreeMap::new();
+        for line in listing.lines() {
+            // mode owner size date time path[ -> target]
+            let (fields, rest) = split_fields(line, 5);
+            let (path, target) = match rest.split_once(" -> ") {
+                Some((p, t)) => (p, Some(t.to_string())),
+                None => (rest, None),
+            };
+            entries.insert(
+                path.trim_start_matches('/').to_string(),
+                Entry {
+                    mode: fields[0].to_string(),
+                    owner: fields[1].to_string(),
+                    size: fields[2].parse().unwrap(),
+                    target,
+                },
+            );
+        }
+        entries
+    }
+
+    pub fn cat(&self, path: &str) -> Vec<u8> {
+        let output = run(Command::new("unsquashfs")
+            .arg("-cat")
+            .arg(&self.path)
+            .arg(path));
+        assert!(
+            output.status.success(),
+            "unsquashfs -cat {path}: {}",
+            stderr(&output)
+        );
+        output.stdout
+    }
+
+    pub fn cat_string(&self, path: &str) -> String {
+        String::from_utf8(self.cat(path)).unwrap()
+    }
+
+    /// The superblock facts `unsquashfs -s` prints.
+    pub fn superblock(&self) -> String {
+        self.unsquashfs(&["-s"])
+    }
+}
+
+/// The first `n` whitespace-separated fields of `line`, and the rest of it
+/// after the single space that follows them.
+fn split_fields(line: &str, n: usize) -> (Vec<&str>, &str) {
+    let mut fields = Vec::new();
+    let mut rest = line;
+    for _ in 0..n {
+        rest = rest.trim_start();
+        let end = rest.find(' ').unwrap_or(rest.len());
+        fields.push(&rest[..end]);
+        rest = &rest[end..];
+    }
+    (fields, rest.strip_prefix(' ').unwrap_or(rest))
+}
+
+pub fn file_name(path: &Path) -> String {
+    path.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// A minimal image's expression: `pname` "demo" with one service unit;
+/// `extra` (Nix attribute bindings) adds or overrides arguments.
+pub fn demo_image(extra: &str) -> String {
+    format!(
+        r#"portableService ({{
+             pname = "demo";
+             version = "1.0";
+             units = [ (writeText "demo.service" ''
+               [Service]
+               ExecStart=${{busybox}}/bin/sleep infinity
+             '') ];
+           }} // {{ {extra} }})"#
+    )
+}
+
+/// An `.attrs.json` for running the builder by hand, as Nix would write it
+/// for the derivation `expr`: its structured attributes, the closure that
+/// `exportReferencesGraph` asks for (its roots are built first), and `out`
+/// as the output.
+pub fn direct_attrs(expr: &str, out: &Path) -> serde_json::Value {
+    let output =
+        run(nix_command("nix-instantiate").arg("-E").arg(with_host(expr)));
+    assert!(output.status.success(), "nix-instantiate: {}", stderr(&output));
+    let drv = String::from_utf8(output.stdout).unwrap().trim().to_string();
+    let output = run(Command::new("nix")
+        .args(["--extra-experimental-features", "nix-command"])
+        .args(["show-derivation", &drv]));
+    assert!(
+        output.status.success(),
+        "nix show-derivation: {}",
+        stderr(&output)
+    );
+    let shown: serde_json::Value =
+        serde_json::from_slice(&output.stdout).unwrap();
+    let derivation = &shown[&drv];
+    let mut attrs: serde_json::Value =
+        serde_json::from_str(derivation["env"]["__json"].as_str().unwrap())
+            .unwrap();
+    let input_drvs: Vec<&String> =
+        derivation["inputDrvs"].as_object().unwrap().keys().collect();
+    let output =
+        run(nix_command("nix-store").arg("--realise").args(&input_drvs));
+    assert!(
+        output.status.success(),
+        "nix-store --realise: {}",
+        stderr(&output)
+    );
+    let roots: Vec<String> = attrs["exportReferencesGraph"]["closure"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect();
+    attrs["closure"] = closure_info(&roots);
+    attrs["outputs"] = serde_json::json!({ "out": out });
+    attrs
+}
+
+/// The closure of `roots` as `exportReferencesGraph` describes it.
+pub fn closure_info(roots: &[String]) -> serde_json::Value {
+    let query = |args: &[&str]| -> Vec<String> {
+        let output = run(Command::new("nix-store").arg("--query").args(args));
+        assert!(
+            output.status.success(),
+            "nix-store --query: {}",
+            stderr(&output)
+        );
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let mut args = vec!["--requisites"];
+    args.extend(roots.iter().map(String::as_str));
+    let paths = query(&args);
+    let infos: Vec<serde_json::Value> = paths
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "path": p,
+                "narHash": query(&["--hash", p])[0],
+                "narSize": query(&["--size", p])[0].parse::<u64>().unwrap(),
+                "references": query(&["--references", p]),
+            })
+        })
+        .collect();
+    serde_json::Value::Array(infos)
+}
+
+/// Runs the builder as Nix would, on `attrs`, in the build directory
+/// `build_dir`, with `umask` and `$NIX_BUILD_CORES` set to `cores`.
+pub fn run_builder(
+    attrs: &serde_json::Value,
+    build_dir: &Path,
+    umask: &str,
+    cores: &str,
+) -> Output {
+    let file = build_dir.join(".attrs.json");
+    std::fs::write(&file, serde_json::to_vec(attrs).unwrap()).unwrap();
+    run(Command::new("/bin/sh")
+        .args(["-c", &format!("umask {umask}; exec \"$0\""), BUILDER])
+        .env_clear()
+        .env("NIX_BUILD_TOP", build_dir)
+        .env("NIX_BUILD_CORES", cores)
+        .current_dir(build_dir))
+}
