@@ -12,3 +12,6 @@ mod errors;
 
 // The builder run by hand: its failure modes.
 mod builder;
+
+// flake.nix and the overlay, offline against a nixpkgs-shaped stub.
+mod flake;

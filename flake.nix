@@ -1,0 +1,38 @@
+{
+  description = "portableService: systemd portable service images from Nix closures, with a compiled builder";
+
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
+
+  outputs =
+    { self, nixpkgs }:
+    let
+      systems = [
+        "x86_64-linux"
+        "aarch64-linux"
+      ];
+      forAllSystems =
+        f:
+        nixpkgs.lib.genAttrs systems (
+          system:
+          f (
+            import nixpkgs {
+              inherit system;
+              overlays = [ self.overlays.default ];
+            }
+          )
+        );
+    in
+    {
+      overlays.default = import ./nix/default.nix;
+
+      packages = forAllSystems (pkgs: {
+        default = pkgs.portable-service-builder;
+        inherit (pkgs) portable-service-builder;
+        demo = pkgs.callPackage ./nix/demo.nix { };
+      });
+
+      checks = forAllSystems (pkgs: {
+        inherit (self.packages.${pkgs.stdenv.hostPlatform.system}) portable-service-builder demo;
+      });
+    };
+}

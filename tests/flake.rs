@@ -1,0 +1,118 @@
+//! flake.nix and the overlay against a small nixpkgs-shaped stub: the
+//! flake evaluates, `packages.default` (the builder, compiled for real
+//! from the committed sources and Cargo.lock) and `demo` build offline, and
+//! `nix flake check` passes.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::util::*;
+
+/// A copy of tests/nixpkgs-stub with the host's Rust toolchain and the
+/// crates this repository needs, vendored.
+fn stub(dir: &Path) -> String {
+    for file in ["flake.nix", "default.nix", "lib.nix"] {
+        std::fs::copy(
+            repo().join("tests/nixpkgs-stub").join(file),
+            dir.join(file),
+        )
+        .unwrap();
+    }
+    let output = run(Command::new("cargo")
+        .args(["vendor", "--locked", "--quiet"])
+        .arg(dir.join("vendor"))
+        .current_dir(repo()));
+    assert!(output.status.success(), "cargo vendor: {}", stderr(&output));
+    let output = run(Command::new("rustc").args(["--print", "sysroot"]));
+    let toolchain =
+        String::from_utf8(output.stdout).unwrap().trim().to_string();
+    std::fs::write(
+        dir.join("host-paths.nix"),
+        format!("{{ toolchain = \"{toolchain}\"; vendor = ./vendor; }}\n"),
+    )
+    .unwrap();
+    toolchain
+}
+
+fn nix_flake(
+    toolchain: &str,
+    stub: &Path,
+    args: &[&str],
+) -> std::process::Output {
+    run(Command::new("nix")
+        .args(["--extra-experimental-features", "nix-command flakes"])
+        .args(args)
+        .arg("--override-input")
+        .arg("nixpkgs")
+        .arg(format!("path:{}", stub.display()))
+        .args(NIX_OPTIONS)
+        .args(["--option", "extra-sandbox-paths"])
+        .arg(format!("/bin /usr /lib /lib64 {toolchain}"))
+        .current_dir(repo()))
+}
+
+#[test]
+fn flake_builds_and_checks_offline_against_a_stub() {
+    let dir = tempfile::tempdir().unwrap();
+    let toolchain = stub(dir.path());
+
+    let output = nix_flake(
+        &toolchain,
+        dir.path(),
+        &["build", "--no-link", "--json", ".#default", ".#demo"],
+    );
+    assert!(output.status.success(), "nix build: {}", stderr(&output));
+    let built: serde_json::Value =
+        serde_json::from_slice(&output.stdout).unwrap();
+    // `nix build --json` lists the outputs in no particular order.
+    let out = |name: &str| {
+        built
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["outputs"]["out"].as_str().unwrap().to_string())
+            .find(|out| out.contains(name))
+            .unwrap_or_else(|| panic!("no output named {name}: {built}"))
+    };
+
+    let builder = Path::new(&out("-portable-service-builder-"))
+        .join("bin/portable-service-builder");
+    let help = run(Command::new(&builder).arg("--help"));
+    assert!(help.status.success());
+    assert_contains(
+        &String::from_utf8_lossy(&help.stdout),
+        &["usage: portable-service-builder"],
+    );
+
+    let image = Image::new(Path::new(&out("-demo-img-")).join("demo_1.0.raw"));
+    assert_contains(
+        &image.cat_string("etc/os-release"),
+        &["PORTABLE_PREFIXES=demo\n"],
+    );
+    let units: Vec<String> = image
+        .entries()
+        .into_keys()
+        .filter_map(|p| {
+            p.strip_prefix("etc/systemd/system/").map(str::to_string)
+        })
+        .collect();
+    assert_eq!(units, ["demo.socket", "demo@.service"]);
+
+    let output = nix_flake(&toolchain, dir.path(), &["flake", "check"]);
+    assert!(output.status.success(), "nix flake check: {}", stderr(&output));
+
+    let output = nix_flake(
+        &toolchain,
+        dir.path(),
+        &[
+            "eval",
+            "--json",
+            ".#packages.x86_64-linux.demo.passthru.imageFileName",
+        ],
+    );
+    assert!(output.status.success(), "nix eval: {}", stderr(&output));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "\"demo_1.0.raw\""
+    );
+}
