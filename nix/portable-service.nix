@@ -148,8 +148,8 @@ let
     in
     if m == null then null else number * factor;
 
-  # Paths the image always has; a symlink may not replace them, nor lie
-  # inside the files among them.
+  # Paths the image always has (src/plan.rs); a symlink may not replace
+  # them, nor lie inside the files among them.
   scaffoldDirs = [
     "/etc"
     "/etc/systemd"
@@ -164,11 +164,15 @@ let
     "/var/lib"
     "/var/cache"
     "/var/log"
+    "/usr"
+    "/usr/lib"
+    "/usr/lib/portable-service"
   ];
   scaffoldFiles = [
     "/etc/os-release"
     "/etc/resolv.conf"
     "/etc/machine-id"
+    "/usr/lib/portable-service/closure.json"
   ];
 
   isInside = parent: path: startsWith "${parent}/" path;

@@ -91,3 +91,137 @@ pub fn plan(config: &Config, units: &[Unit]) -> Result<Tree> {
 fn path(relative: &str) -> ImagePath {
     ImagePath::parse(relative).expect("the layout's paths are normalised")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attrs::Attrs;
+
+    const BASH: &str = "/nix/store/4nfb4995bpj54nsc3abjm3z60f0nfwgf-bash";
+    const UNIT: &str =
+        "/nix/store/5nfb4995bpj54nsc3abjm3z60f0nfwgf-demo.service";
+
+    fn config(symlinks: serde_json::Value) -> Config {
+        let attrs: Attrs = serde_json::from_value(serde_json::json!({
+            "attrsVersion": 1,
+            "pname": "demo",
+            "version": "1.0",
+            "units": [{ "name": "demo.service", "path": UNIT, "explicitName": false }],
+            "symlinks": symlinks,
+            "description": null,
+            "homepage": null,
+            "squashCompression": "xz",
+            "squashBlockSize": "1M",
+            "mksquashfs": "/bin/mksquashfs",
+            "closure": [
+                { "path": BASH, "narHash": "", "narSize": 1, "references": [] },
+                { "path": UNIT, "narHash": "", "narSize": 1, "references": [BASH] },
+            ],
+            "outputs": { "out": "/nix/store/6nfb4995bpj54nsc3abjm3z60f0nfwgf-out" },
+        }))
+        .unwrap();
+        Config::from_attrs(attrs).unwrap()
+    }
+
+    fn units() -> Vec<Unit> {
+        vec![Unit { name: "demo.service".into(), source: UNIT.into() }]
+    }
+
+    #[test]
+    fn lays_out_the_image() {
+        let symlinks = serde_json::json!([
+            { "object": format!("{BASH}/bin/bash"), "symlink": "/bin/sh" }
+        ]);
+        let tree = plan(&config(symlinks), &units()).unwrap();
+        let listing: Vec<String> = tree
+            .iter()
+            .map(|(path, node)| match node {
+                Node::Dir { mode } => format!("{path} dir {mode:o}"),
+                Node::File { mode, .. } => format!("{path} file {mode:o}"),
+                Node::Symlink { target } => format!("{path} -> {target}"),
+                Node::StorePath(p) => format!("{path} store {}", p.name()),
+            })
+            .collect();
+        assert_eq!(
+            listing,
+            [
+                "/bin dir 755".to_string(),
+                format!("/bin/sh -> {BASH}/bin/bash"),
+                "/dev dir 755".into(),
+                "/etc dir 755".into(),
+                "/etc/machine-id file 644".into(),
+                "/etc/os-release file 644".into(),
+                "/etc/resolv.conf file 644".into(),
+                "/etc/systemd dir 755".into(),
+                "/etc/systemd/system dir 755".into(),
+                "/etc/systemd/system/demo.service file 644".into(),
+                "/nix dir 755".into(),
+                "/nix/store dir 755".into(),
+                "/nix/store/4nfb4995bpj54nsc3abjm3z60f0nfwgf-bash store bash"
+                    .into(),
+                "/nix/store/5nfb4995bpj54nsc3abjm3z60f0nfwgf-demo.service \
+                 store demo.service"
+                    .into(),
+                "/proc dir 755".into(),
+                "/run dir 755".into(),
+                "/sys dir 755".into(),
+                "/tmp dir 1777".into(),
+                "/usr dir 755".into(),
+                "/usr/lib dir 755".into(),
+                "/usr/lib/portable-service dir 755".into(),
+                "/usr/lib/portable-service/closure.json file 644".into(),
+                "/var dir 755".into(),
+                "/var/cache dir 755".into(),
+                "/var/lib dir 755".into(),
+                "/var/log dir 755".into(),
+                "/var/tmp dir 1777".into(),
+            ]
+        );
+        let unit = tree.get(&path("etc/systemd/system/demo.service"));
+        assert_eq!(
+            unit,
+            Some(&Node::File {
+                mode: 0o644,
+                content: Content::HostFile(UNIT.into())
+            })
+        );
+    }
+
+    #[test]
+    fn symlinks_may_not_collide() {
+        for (links, message) in [
+            (
+                vec!["/etc/os-release"],
+                "symlink '/etc/os-release' -> '{BASH}': '/etc/os-release' is \
+                 already in the image, as a file",
+            ),
+            (
+                vec!["/var/lib"],
+                "symlink '/var/lib' -> '{BASH}': '/var/lib' is already in the \
+                 image, as a directory",
+            ),
+            (
+                vec!["/usr/lib/portable-service/closure.json/x"],
+                "'/usr/lib/portable-service/closure.json/x' would lie inside \
+                 '/usr/lib/portable-service/closure.json', which is a file",
+            ),
+            (
+                vec!["/bin", "/bin/sh"],
+                "symlink '/bin/sh' -> '{BASH}': '/bin/sh' would lie inside \
+                 '/bin', which is a symlink to '{BASH}'",
+            ),
+            (
+                vec!["/opt/x", "/opt/x"],
+                "'/opt/x' is already in the image, as a symlink",
+            ),
+        ] {
+            let symlinks: Vec<_> = links
+                .iter()
+                .map(|l| serde_json::json!({ "object": BASH, "symlink": l }))
+                .collect();
+            let err = plan(&config(symlinks.into()), &units()).unwrap_err();
+            let message = message.replace("{BASH}", BASH);
+            assert!(format!("{err:#}").contains(&message), "{err:#}");
+        }
+    }
+}

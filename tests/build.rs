@@ -278,3 +278,24 @@ fn build_log_has_a_summary() {
         ],
     );
 }
+
+#[test]
+fn systemd_dissect_calls_the_demo_a_portable_service() {
+    let output = run(nix_command("nix-build")
+        .arg("--no-out-link")
+        .arg(repo().join("nix/host.nix"))
+        .args(["--arg", "builderBinary", BUILDER, "-A", "demo"]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let out = String::from_utf8(output.stdout).unwrap();
+    let image = std::path::Path::new(out.trim()).join("demo_1.0.raw");
+    // The check mark is printed only in a UTF-8 locale.
+    let output = run(std::process::Command::new("systemd-dissect")
+        .arg(&image)
+        .env("LC_ALL", "C.UTF-8"));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}{}", stderr(&output));
+    assert_contains(
+        &text,
+        &["✓ portable service", "PORTABLE_PREFIXES=demo", "squashfs"],
+    );
+}

@@ -84,6 +84,10 @@ fn evaluation_errors() {
             vec!["symlink '/tmp' lands on /tmp, which the image already has"],
         ),
         (
+            demo_image(&format!(r#"symlinks = [ {{ object = {SH}; symlink = "/usr/lib"; }} ];"#)),
+            vec!["symlink '/usr/lib' lands on /usr/lib, which the image already has"],
+        ),
+        (
             demo_image(&format!(r#"symlinks = [ {{ object = {SH}; symlink = "/etc/machine-id/x"; }} ];"#)),
             vec!["symlink '/etc/machine-id/x' would lie inside a file the image already has"],
         ),
