@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 use crate::archive::Stats;
 use crate::attrs::Attrs;
 use crate::config::Config;
+use crate::cpu_time::CpuTime;
 use crate::{plan, squashfs, units};
 
 pub fn run(attrs_file: &Path) -> Result<()> {
@@ -42,10 +43,13 @@ pub fn run(attrs_file: &Path) -> Result<()> {
     let image_bytes = fs::metadata(&image)
         .with_context(|| format!("reading {}", image.display()))?
         .len();
-    eprintln!(
-        "{}",
-        summary(&config, stats, image_bytes, started.elapsed().as_secs_f64())
-    );
+    let summary = Summary {
+        stats,
+        image_bytes,
+        seconds: started.elapsed().as_secs_f64(),
+        cpu: CpuTime::now(),
+    };
+    eprintln!("{}", summary.render(&config));
     Ok(())
 }
 
@@ -58,24 +62,31 @@ fn processors() -> usize {
     }
 }
 
-fn summary(
-    config: &Config,
+struct Summary {
     stats: Stats,
     image_bytes: u64,
     seconds: f64,
-) -> String {
-    let ratio = if stats.bytes == 0 {
-        0.0
-    } else {
-        100.0 * image_bytes as f64 / stats.bytes as f64
-    };
-    format!(
-        "portable-service-builder: {}: {} store paths, {} files, {} bytes \
-         in, {} bytes of image ({ratio:.1}%), {seconds:.2} s",
-        config.file_name,
-        config.closure.len(),
-        stats.files,
-        stats.bytes,
-        image_bytes,
-    )
+    cpu: CpuTime,
+}
+
+impl Summary {
+    fn render(&self, config: &Config) -> String {
+        let Summary { stats, image_bytes, seconds, cpu } = self;
+        let ratio = if stats.bytes == 0 {
+            0.0
+        } else {
+            100.0 * *image_bytes as f64 / stats.bytes as f64
+        };
+        format!(
+            "portable-service-builder: {}: {} store paths, {} files, {} \
+             bytes in, {image_bytes} bytes of image ({ratio:.1}%), \
+             {seconds:.2} s (CPU: builder {:.2} s, mksquashfs {:.2} s)",
+            config.file_name,
+            config.closure.len(),
+            stats.files,
+            stats.bytes,
+            cpu.own.as_secs_f64(),
+            cpu.children.as_secs_f64(),
+        )
+    }
 }

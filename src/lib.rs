@@ -15,6 +15,7 @@ pub mod cli;
 pub mod closure;
 pub mod compression;
 pub mod config;
+pub mod cpu_time;
 pub mod image_name;
 pub mod os_release;
 pub mod plan;

@@ -275,6 +275,8 @@ fn build_log_has_a_summary() {
             " bytes in, ",
             " bytes of image (",
             "%), ",
+            " s (CPU: builder ",
+            " s, mksquashfs ",
         ],
     );
 }
