@@ -302,8 +302,8 @@ let
       fail "symlink '${link}' is relative: it must be an absolute path such as '/${link}'"
     else if link == "/" || elem "" components || elem "." components || elem ".." components then
       fail "symlink '${link}' is not a normalised path: no empty, '.' or '..' components, no trailing '/'"
-    else if link == "/nix" || isInside "/nix" link then
-      fail "symlink '${link}' lands in /nix, which holds the image's Nix store"
+    else if link == "/nix" || isInside "/nix" link || link == "/usr/nix" || isInside "/usr/nix" link then
+      fail "symlink '${link}' lands in /nix or /usr/nix, which hold the image's Nix store"
     else if isInside "/etc/systemd/system" link then
       fail "symlink '${link}' lands in /etc/systemd/system, where portabled looks for units: pass units in `units`"
     else if elem link (scaffoldDirs ++ scaffoldFiles) then

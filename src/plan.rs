@@ -5,7 +5,11 @@ tree of the image's root file system.
 The layout is what the portable service specification and portabled ask
 for, as nixpkgs' portableService lays it out:
 
-- the closure under `/nix/store`;
+- the closure under `/usr/nix/store`, and `/nix` a relative symlink to
+  `usr/nix`, so that every `/nix/store/...` path resolves. The store lives
+  under `/usr` because systemd overlays extension images on `/usr` (and
+  `/opt`) only: this way any image can serve as the base of an extension
+  image, whose store paths then appear beside the base's;
 - the units in `/etc/systemd/system`;
 - `/etc/os-release`, and empty `/etc/resolv.conf` and `/etc/machine-id`,
   which portabled's profiles bind-mount over and a read-only image cannot
@@ -25,7 +29,7 @@ use crate::os_release::OsRelease;
 use crate::tree::{Content, ImagePath, Node, Tree};
 use crate::units::Unit;
 
-pub const STORE_DIR: &str = "nix/store";
+pub const STORE_DIR: &str = "usr/nix/store";
 pub const UNIT_DIR: &str = "etc/systemd/system";
 pub const CLOSURE_FILE: &str = "usr/lib/portable-service/closure.json";
 
@@ -50,6 +54,7 @@ pub fn plan(config: &Config, units: &[Unit]) -> Result<Tree> {
         let node = Node::StorePath(store_path.clone());
         tree.insert(store_dir.join(store_path.base_name()), node)?;
     }
+    tree.insert(path("nix"), Node::Symlink { target: "usr/nix".into() })?;
 
     let os_release = OsRelease {
         pname: &config.pname,
@@ -155,13 +160,7 @@ mod tests {
                 "/etc/systemd dir 755".into(),
                 "/etc/systemd/system dir 755".into(),
                 "/etc/systemd/system/demo.service file 644".into(),
-                "/nix dir 755".into(),
-                "/nix/store dir 755".into(),
-                "/nix/store/4nfb4995bpj54nsc3abjm3z60f0nfwgf-bash store bash"
-                    .into(),
-                "/nix/store/5nfb4995bpj54nsc3abjm3z60f0nfwgf-demo.service \
-                 store demo.service"
-                    .into(),
+                "/nix -> usr/nix".into(),
                 "/proc dir 755".into(),
                 "/run dir 755".into(),
                 "/sys dir 755".into(),
@@ -170,6 +169,14 @@ mod tests {
                 "/usr/lib dir 755".into(),
                 "/usr/lib/portable-service dir 755".into(),
                 "/usr/lib/portable-service/closure.json file 644".into(),
+                "/usr/nix dir 755".into(),
+                "/usr/nix/store dir 755".into(),
+                "/usr/nix/store/4nfb4995bpj54nsc3abjm3z60f0nfwgf-bash store \
+                 bash"
+                    .into(),
+                "/usr/nix/store/5nfb4995bpj54nsc3abjm3z60f0nfwgf-demo.service \
+                 store demo.service"
+                    .into(),
                 "/var dir 755".into(),
                 "/var/cache dir 755".into(),
                 "/var/lib dir 755".into(),

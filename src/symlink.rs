@@ -2,8 +2,8 @@
 The `symlinks` argument: links in the image's root file system to objects
 in the Nix store, for programs that expect `/bin/sh` or `/etc/ssl`.
 
-A link must be an absolute, normalised path outside `/nix` (which holds the
-store) and outside `/etc/systemd/system` (portabled would read a link there
+A link must be an absolute, normalised path outside `/nix` and `/usr/nix`
+(which hold the store) and outside `/etc/systemd/system` (portabled would read a link there
 as a unit, and resolve it against the host). Collisions with the image's
 own files and with other links are found when the tree is planned.
 */
@@ -31,11 +31,13 @@ impl Symlink {
         }
         let link = ImagePath::parse(symlink)
             .with_context(|| format!("symlink '{symlink}'"))?;
-        let first = link.components()[0].as_str();
-        if first == "nix" {
+        let components = link.components();
+        if components[0] == "nix"
+            || components.starts_with(&["usr".into(), "nix".into()])
+        {
             bail!(
-                "symlink '{symlink}' lands in /nix, which holds the image's \
-                 Nix store"
+                "symlink '{symlink}' lands in /nix or /usr/nix, which hold \
+                 the image's Nix store"
             );
         }
         if link
@@ -83,6 +85,7 @@ mod tests {
             ("/", "not a normalised path"),
             ("/nix", "lands in /nix"),
             ("/nix/store/x", "lands in /nix"),
+            ("/usr/nix", "lands in /nix or /usr/nix"),
             ("/etc/systemd/system/demo.service", "/etc/systemd/system"),
         ] {
             let err = format!("{:#}", Symlink::new(SH, symlink).unwrap_err());

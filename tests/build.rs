@@ -32,8 +32,9 @@ fn minimal_image_layout() {
         "var/lib",
         "var/cache",
         "var/log",
-        "nix",
-        "nix/store",
+        "usr",
+        "usr/nix",
+        "usr/nix/store",
     ] {
         assert_eq!(mode(dir), "drwxr-xr-x", "{dir}");
     }
@@ -59,11 +60,15 @@ fn minimal_image_layout() {
         .collect();
     assert_eq!(units, ["etc/systemd/system/demo.service"]);
 
-    // The closure: the unit file, busybox (which the unit names), nothing
-    // else; store paths keep Nix's modes.
+    // The closure, under /usr/nix/store with /nix a link to it: the unit
+    // file, busybox (which the unit names), nothing else; store paths keep
+    // Nix's modes.
+    assert_eq!(entries["nix"].target.as_deref(), Some("usr/nix"));
     let store: Vec<&String> = entries
         .keys()
-        .filter(|p| p.starts_with("nix/store/") && p.matches('/').count() == 2)
+        .filter(|p| {
+            p.starts_with("usr/nix/store/") && p.matches('/').count() == 3
+        })
         .collect();
     assert_eq!(store.len(), 2, "{store:?}");
     let busybox =
@@ -86,9 +91,7 @@ fn minimal_image_layout() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| {
-            p["path"].as_str().unwrap().trim_start_matches('/').to_string()
-        })
+        .map(|p| format!("usr{}", p["path"].as_str().unwrap()))
         .collect();
     assert_eq!(
         described,
@@ -137,18 +140,17 @@ fn every_argument() {
     assert_eq!(entries["usr/local"].mode, "drwxr-xr-x");
     // Every object is in the image's store.
     for link in ["bin/sh", "usr/local/bin", "etc/ssl"] {
-        let object = target(link);
-        assert!(
-            entries.contains_key(object.trim_start_matches('/')),
-            "{object}"
-        );
+        let object = format!("usr{}", target(link));
+        assert!(entries.contains_key(&object), "{object}");
     }
-    let certs = target("etc/ssl").trim_start_matches('/').to_string();
+    let certs = format!("usr{}", target("etc/ssl"));
     assert_eq!(image.cat_string(&format!("{certs}/ca.pem")), "cert\n");
 
     let extra = entries
         .keys()
-        .find(|p| p.starts_with("nix/store/") && p.ends_with("-extra-data"))
+        .find(|p| {
+            p.starts_with("usr/nix/store/") && p.ends_with("-extra-data")
+        })
         .expect("contents are in the store");
     assert_eq!(image.cat_string(extra), "extra");
 

@@ -73,7 +73,11 @@ fn evaluation_errors() {
         ),
         (
             demo_image(&format!(r#"symlinks = [ {{ object = {SH}; symlink = "/nix/var/sh"; }} ];"#)),
-            vec!["symlink '/nix/var/sh' lands in /nix"],
+            vec!["symlink '/nix/var/sh' lands in /nix or /usr/nix"],
+        ),
+        (
+            demo_image(&format!(r#"symlinks = [ {{ object = {SH}; symlink = "/usr/nix/x"; }} ];"#)),
+            vec!["symlink '/usr/nix/x' lands in /nix or /usr/nix"],
         ),
         (
             demo_image(&format!(r#"symlinks = [ {{ object = {SH}; symlink = "/etc/os-release"; }} ];"#)),
