@@ -148,33 +148,6 @@ let
     in
     if m == null then null else number * factor;
 
-  # Paths the image always has (src/plan.rs); a symlink may not replace
-  # them, nor lie inside the files among them.
-  scaffoldDirs = [
-    "/etc"
-    "/etc/systemd"
-    "/etc/systemd/system"
-    "/proc"
-    "/sys"
-    "/dev"
-    "/run"
-    "/tmp"
-    "/var"
-    "/var/tmp"
-    "/var/lib"
-    "/var/cache"
-    "/var/log"
-    "/usr"
-    "/usr/lib"
-    "/usr/lib/portable-service"
-  ];
-  scaffoldFiles = [
-    "/etc/os-release"
-    "/etc/resolv.conf"
-    "/etc/machine-id"
-    "/usr/lib/portable-service/closure.json"
-  ];
-
   isInside = parent: path: startsWith "${parent}/" path;
 
   defaultSquashfsTools = if squashfs-tools != null then squashfs-tools else squashfsTools;
@@ -207,6 +180,10 @@ in
   squash-compression ? "xz -Xdict-size 100%",
   # `mksquashfs -b`: a power of two from 4K to 1M.
   squash-block-size ? "1M",
+  # Makes this an extension image of that image (another portableService
+  # result): it holds only the store paths the base lacks, and is attached
+  # with `portablectl attach --extension THIS.raw BASE.raw PNAME`.
+  base ? null,
   # Merged into the result's meta and passthru.
   meta ? { },
   passthru ? { },
@@ -285,6 +262,54 @@ let
 
   symlinkList = if isList symlinks then symlinks else fail "symlinks must be a list";
 
+  isExtension = base != null;
+
+  # Paths the image always has (src/plan.rs); a symlink may not replace
+  # them, nor lie inside the files among them.
+  unitDir = if isExtension then "/usr/lib/systemd/system" else "/etc/systemd/system";
+  scaffoldDirs =
+    [
+      "/usr"
+      "/usr/lib"
+      "/usr/lib/portable-service"
+    ]
+    ++ (
+      if isExtension then
+        [
+          "/usr/lib/systemd"
+          "/usr/lib/systemd/system"
+          "/usr/lib/extension-release.d"
+        ]
+      else
+        [
+          "/etc"
+          "/etc/systemd"
+          "/etc/systemd/system"
+          "/proc"
+          "/sys"
+          "/dev"
+          "/run"
+          "/tmp"
+          "/var"
+          "/var/tmp"
+          "/var/lib"
+          "/var/cache"
+          "/var/log"
+        ]
+    );
+  scaffoldFiles =
+    [ "/usr/lib/portable-service/closure.json" ]
+    ++ (
+      if isExtension then
+        [ "/usr/lib/extension-release.d/extension-release.${pname}_${version}" ]
+      else
+        [
+          "/etc/os-release"
+          "/etc/resolv.conf"
+          "/etc/machine-id"
+        ]
+    );
+
   symlinkChecks = map (
     s:
     let
@@ -304,8 +329,10 @@ let
       fail "symlink '${link}' is not a normalised path: no empty, '.' or '..' components, no trailing '/'"
     else if link == "/nix" || isInside "/nix" link || link == "/usr/nix" || isInside "/usr/nix" link then
       fail "symlink '${link}' lands in /nix or /usr/nix, which hold the image's Nix store"
-    else if isInside "/etc/systemd/system" link then
-      fail "symlink '${link}' lands in /etc/systemd/system, where portabled looks for units: pass units in `units`"
+    else if isExtension && !(isInside "/usr" link || isInside "/opt" link) then
+      fail "symlink '${link}' is outside /usr and /opt: systemd overlays only those of an extension image on its base"
+    else if isInside unitDir link then
+      fail "symlink '${link}' lands in ${unitDir}, where portabled looks for units: pass units in `units`"
     else if elem link (scaffoldDirs ++ scaffoldFiles) then
       fail "symlink '${link}' lands on ${link}, which the image already has"
     else if builtins.any (f: isInside f link) scaffoldFiles then
@@ -357,6 +384,29 @@ let
     (isStoreObject squashfsPackage || fail "squashfsTools must be a package providing bin/mksquashfs")
   ];
 
+  baseChecks =
+    if !isExtension then
+      [ ]
+    else if !(isDerivation base && base ? imageFileName && base ? isExtension) then
+      [ (fail "base must be an image built by portableService (a derivation with passthru.imageFileName)") ]
+    else if base.isExtension then
+      [ (fail "base ${base.imageFileName} is itself an extension image: an extension's base must be a full image") ]
+    else if base.pname == pname then
+      [ (fail "this extension's pname '${pname}' is its base's too: an extension needs a prefix of its own") ]
+    else
+      map (
+        name:
+        !(
+          startsWith pname name
+          && elem (substring (stringLength pname) 1 name) [
+            "-"
+            "."
+            "@"
+          ]
+        )
+        || fail "the base image ${base.imageFileName} has the unit '${name}', which matches this extension's prefix '${pname}': portablectl would attach the base's unit too; choose a pname that no unit of the base starts with"
+      ) base.unitNames;
+
   image = derivation {
     name = "${pname}-img-${version}";
     system = portable-service-builder.system or builtins.currentSystem;
@@ -377,6 +427,14 @@ let
     squashCompression = concatStringsSep " " compression;
     squashBlockSize = toString blockSize;
     mksquashfs = "${squashfsPackage}/bin/mksquashfs";
+    base =
+      if isExtension then
+        {
+          image = "${base}/${base.imageFileName}";
+          inherit (base) pname;
+        }
+      else
+        null;
     exportReferencesGraph.closure =
       map (u: u.path) unitEntries
       ++ map (c: storePathOf "contents" c) contents
@@ -386,9 +444,13 @@ let
   allPassthru = {
     imageFileName = fileName;
     imagePath = "${image}/${fileName}";
+    inherit isExtension;
+    # The unit names known at evaluation time (those inside directories
+    # are only known to the build), for extensions' checks.
+    unitNames = map (u: u.name) namedUnits;
   } // passthru;
 in
-checked (argumentChecks ++ unitChecks ++ symlinkChecks) (
+checked (argumentChecks ++ unitChecks ++ symlinkChecks ++ baseChecks) (
   image
   // allPassthru
   // {

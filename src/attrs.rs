@@ -36,6 +36,15 @@ pub struct Attrs {
     pub mksquashfs: PathBuf,
     pub closure: Vec<PathInfo>,
     pub outputs: BTreeMap<String, PathBuf>,
+    /// For an extension image: the image it extends.
+    pub base: Option<BaseAttr>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct BaseAttr {
+    /// The base's image file.
+    pub image: PathBuf,
+    pub pname: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -18,8 +18,14 @@ use crate::{plan, squashfs, units};
 pub fn run(attrs_file: &Path) -> Result<()> {
     let started = Instant::now();
     let config = Config::from_attrs(Attrs::read(attrs_file)?)?;
+    if let Some(base) = &config.base {
+        anyhow::bail!(
+            "extension images (base {}) are not built yet",
+            base.image.display()
+        );
+    }
     let units = units::resolve(&config.units, &config.pname)?;
-    let tree = plan::plan(&config, &units)?;
+    let tree = plan::plan(&config, &units, None)?;
 
     let created_out = !config.out.exists();
     fs::create_dir_all(&config.out)

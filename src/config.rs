@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
-use crate::attrs::Attrs;
+use crate::attrs::{Attrs, BaseAttr};
 use crate::closure::Closure;
 use crate::compression::{self, Compression};
 use crate::image_name;
@@ -34,6 +34,8 @@ pub struct Config {
     /// The output directory; the image is `out/file_name`.
     pub out: PathBuf,
     pub closure: Closure,
+    /// Set for an extension image.
+    pub base: Option<BaseAttr>,
 }
 
 /// One entry of `units`: a unit file or a directory of unit files.
@@ -72,9 +74,22 @@ impl Config {
             bail!("units is empty: an image needs at least one unit");
         }
 
+        if let Some(base) = &attrs.base {
+            if base.pname == attrs.pname {
+                bail!(
+                    "this extension's pname '{}' is its base's too: an \
+                     extension needs a prefix of its own",
+                    attrs.pname
+                );
+            }
+        }
+
         let mut symlinks = Vec::new();
         for s in attrs.symlinks {
             let symlink = Symlink::new(&s.object, &s.symlink)?;
+            if attrs.base.is_some() {
+                symlink.check_for_extension()?;
+            }
             if !closure.contains(&symlink.object_store_path) {
                 bail!(
                     "symlink '{}' points to '{}', whose store path is not in \
@@ -102,6 +117,7 @@ impl Config {
             mksquashfs: attrs.mksquashfs,
             out,
             closure,
+            base: attrs.base,
         })
     }
 

@@ -10,12 +10,14 @@ stream written by `archive`.
 
 pub mod archive;
 pub mod attrs;
+pub mod base;
 pub mod build;
 pub mod cli;
 pub mod closure;
 pub mod compression;
 pub mod config;
 pub mod cpu_time;
+pub mod description;
 pub mod image_name;
 pub mod os_release;
 pub mod plan;

@@ -1,25 +1,34 @@
 /*!
-The image's `/etc/os-release`.
+The image's `/etc/os-release`, and an extension image's
+`extension-release` file.
 
-It carries what nixpkgs' portableService writes (`ID=nixos`,
+os-release carries what nixpkgs' portableService writes (`ID=nixos`,
 `PRETTY_NAME=NixOS`, `BUILD_ID=rolling`, `PORTABLE_ID`, and
 `PORTABLE_PRETTY_NAME` and `HOME_URL` when given) plus `PORTABLE_PREFIXES`,
-without which `systemd-dissect` does not call the image a portable service.
+without which `systemd-dissect` does not call the image a portable service,
+and `SYSEXT_LEVEL`, which ties extension images to this exact image.
+
+An extension's release file carries what systemd matches against its base
+(`ID`, `SYSEXT_LEVEL`, `SYSEXT_SCOPE=portable`) and the prefix it may be
+attached with (`PORTABLE_PREFIXES`).
+
 Keys are sorted, as nixpkgs' `toKeyValue` sorts them. Values are quoted as
 os-release(5) asks: in double quotes when they hold anything but letters and
-digits, with `\`, `"`, `$` and `` ` `` escaped.
+digits, with `\`, `"`, `$` and `` ` `` escaped. `parse` reads them back.
 */
+
+use std::collections::BTreeMap;
 
 pub struct OsRelease<'a> {
     pub pname: &'a str,
     pub description: Option<&'a str>,
     pub homepage: Option<&'a str>,
+    pub sysext_level: &'a str,
 }
 
 impl OsRelease<'_> {
-    /// The `KEY=value` pairs, sorted by key; empty values are left out.
-    pub fn fields(&self) -> Vec<(&'static str, &str)> {
-        let fields = [
+    pub fn render(&self) -> String {
+        render(&[
             ("BUILD_ID", Some("rolling")),
             ("HOME_URL", self.homepage),
             ("ID", Some("nixos")),
@@ -27,19 +36,42 @@ impl OsRelease<'_> {
             ("PORTABLE_PREFIXES", Some(self.pname)),
             ("PORTABLE_PRETTY_NAME", self.description),
             ("PRETTY_NAME", Some("NixOS")),
-        ];
-        fields
-            .into_iter()
-            .filter_map(|(k, v)| v.filter(|v| !v.is_empty()).map(|v| (k, v)))
-            .collect()
+            ("SYSEXT_LEVEL", Some(self.sysext_level)),
+        ])
     }
+}
 
+pub struct ExtensionRelease<'a> {
+    pub pname: &'a str,
+    pub description: Option<&'a str>,
+    pub homepage: Option<&'a str>,
+    /// The base image's `SYSEXT_LEVEL`.
+    pub sysext_level: &'a str,
+}
+
+impl ExtensionRelease<'_> {
     pub fn render(&self) -> String {
-        self.fields()
-            .into_iter()
-            .map(|(key, value)| format!("{key}={}\n", quote(value)))
-            .collect()
+        render(&[
+            ("HOME_URL", self.homepage),
+            ("ID", Some("nixos")),
+            ("PORTABLE_PREFIXES", Some(self.pname)),
+            ("PORTABLE_PRETTY_NAME", self.description),
+            ("SYSEXT_LEVEL", Some(self.sysext_level)),
+            ("SYSEXT_SCOPE", Some("portable")),
+        ])
     }
+}
+
+/// `KEY=value` lines; empty values are left out.
+fn render(fields: &[(&str, Option<&str>)]) -> String {
+    fields
+        .iter()
+        .filter_map(|(key, value)| {
+            value
+                .filter(|v| !v.is_empty())
+                .map(|v| format!("{key}={}\n", quote(v)))
+        })
+        .collect()
 }
 
 fn quote(value: &str) -> String {
@@ -58,18 +90,56 @@ fn quote(value: &str) -> String {
     quoted
 }
 
+/// Reads `KEY=value` lines as os-release(5) writes them: comments and blank
+/// lines skipped, values unquoted and unescaped.
+pub fn parse(text: &str) -> BTreeMap<String, String> {
+    let mut fields = BTreeMap::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        fields.insert(key.to_string(), unquote(value));
+    }
+    fields
+}
+
+fn unquote(value: &str) -> String {
+    let quote = value.chars().next().filter(|c| *c == '"' || *c == '\'');
+    let Some(quote) = quote else {
+        return value.to_string();
+    };
+    let inner = value[1..].strip_suffix(quote).unwrap_or(&value[1..]);
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            ('"', '\\') => out.extend(chars.next()),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn minimal() {
-        let os =
-            OsRelease { pname: "demo", description: None, homepage: None };
+        let os = OsRelease {
+            pname: "demo",
+            description: None,
+            homepage: None,
+            sysext_level: "0123abcd",
+        };
         assert_eq!(
             os.render(),
             "BUILD_ID=rolling\nID=nixos\nPORTABLE_ID=demo\n\
-             PORTABLE_PREFIXES=demo\nPRETTY_NAME=NixOS\n"
+             PORTABLE_PREFIXES=demo\nPRETTY_NAME=NixOS\n\
+             SYSEXT_LEVEL=0123abcd\n"
         );
     }
 
@@ -79,6 +149,7 @@ mod tests {
             pname: "my-app",
             description: Some(r#"A "demo" for $5 \ `x`"#),
             homepage: Some(""),
+            sysext_level: "1",
         };
         let text = os.render();
         assert!(text.contains("PORTABLE_ID=\"my-app\"\n"), "{text}");
@@ -89,5 +160,36 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("HOME_URL"), "{text}");
+        let fields = parse(&text);
+        assert_eq!(fields["PORTABLE_PRETTY_NAME"], r#"A "demo" for $5 \ `x`"#);
+        assert_eq!(fields["PORTABLE_ID"], "my-app");
+        assert_eq!(fields["ID"], "nixos");
+    }
+
+    #[test]
+    fn extension_release() {
+        let release = ExtensionRelease {
+            pname: "app",
+            description: None,
+            homepage: None,
+            sysext_level: "0123abcd",
+        };
+        assert_eq!(
+            release.render(),
+            "ID=nixos\nPORTABLE_PREFIXES=app\nSYSEXT_LEVEL=0123abcd\n\
+             SYSEXT_SCOPE=portable\n"
+        );
+    }
+
+    #[test]
+    fn parses_what_others_write() {
+        let fields = parse(
+            "# comment\n\nNAME='Debian GNU/Linux'\nID=debian\n\
+             VERSION=\"12 (bookworm)\"\nnot a field\n",
+        );
+        assert_eq!(fields["NAME"], "Debian GNU/Linux");
+        assert_eq!(fields["ID"], "debian");
+        assert_eq!(fields["VERSION"], "12 (bookworm)");
+        assert_eq!(fields.len(), 3);
     }
 }

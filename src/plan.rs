@@ -1,9 +1,9 @@
 /*!
-Plans the image: a pure function from the settings and the units to the
-tree of the image's root file system.
+Plans the image: a pure function from the settings, the units and the base
+(for an extension image) to the tree of the image's root file system.
 
-The layout is what the portable service specification and portabled ask
-for, as nixpkgs' portableService lays it out:
+A full image is laid out as the portable service specification and
+portabled ask, as nixpkgs' portableService lays it out:
 
 - the closure under `/usr/nix/store`, and `/nix` a relative symlink to
   `usr/nix`, so that every `/nix/store/...` path resolves. The store lives
@@ -17,21 +17,30 @@ for, as nixpkgs' portableService lays it out:
 - the directories it mounts over: `/proc /sys /dev /run /tmp /var/tmp`,
   and `/var/lib /var/cache /var/log` for the service's state;
 - the user's symlinks;
-- `/usr/lib/portable-service/closure.json`, the closure's description
-  (store paths, NAR hashes and sizes, references) for `inspect` and
-  `verify`.
+- the closure's description (see `description`) for `inspect`, `verify`
+  and extensions.
+
+An extension image holds only what systemd overlays on its base's `/usr`:
+the store paths of its closure that the base lacks, under
+`/usr/nix/store`; its units in `/usr/lib/systemd/system`; its release file,
+`/usr/lib/extension-release.d/extension-release.<pname>_<version>` (up to
+systemd 255 the name must be the image's file name without `.raw`); the
+description; and the user's symlinks, which must lie under `/usr` or `/opt`.
 */
 
 use anyhow::{Context, Result};
 
+use crate::base::Base;
 use crate::config::Config;
-use crate::os_release::OsRelease;
+use crate::description::{self, BaseDescription, Description};
+use crate::os_release::{ExtensionRelease, OsRelease};
 use crate::tree::{Content, ImagePath, Node, Tree};
 use crate::units::Unit;
 
 pub const STORE_DIR: &str = "usr/nix/store";
 pub const UNIT_DIR: &str = "etc/systemd/system";
-pub const CLOSURE_FILE: &str = "usr/lib/portable-service/closure.json";
+pub const EXTENSION_UNIT_DIR: &str = "usr/lib/systemd/system";
+pub const EXTENSION_RELEASE_DIR: &str = "usr/lib/extension-release.d";
 
 const DIRS: [(&str, u32); 9] = [
     ("proc", 0o755),
@@ -47,28 +56,38 @@ const DIRS: [(&str, u32); 9] = [
 
 const EMPTY_FILES: [&str; 2] = ["etc/resolv.conf", "etc/machine-id"];
 
-pub fn plan(config: &Config, units: &[Unit]) -> Result<Tree> {
+pub fn plan(
+    config: &Config,
+    units: &[Unit],
+    base: Option<&Base>,
+) -> Result<Tree> {
     let mut tree = Tree::new();
+    let description = describe(config, base);
     let store_dir = path(STORE_DIR);
-    for store_path in config.closure.paths() {
-        let node = Node::StorePath(store_path.clone());
-        tree.insert(store_dir.join(store_path.base_name()), node)?;
+    for info in &description.paths {
+        let node = Node::StorePath(info.path.clone());
+        tree.insert(store_dir.join(info.path.base_name()), node)?;
     }
-    tree.insert(path("nix"), Node::Symlink { target: "usr/nix".into() })?;
 
-    let os_release = OsRelease {
-        pname: &config.pname,
-        description: config.description.as_deref(),
-        homepage: config.homepage.as_deref(),
+    let unit_dir = match base {
+        None => {
+            full_image_files(&mut tree, config, &description)?;
+            path(UNIT_DIR)
+        }
+        Some(base) => {
+            let release = ExtensionRelease {
+                pname: &config.pname,
+                description: config.description.as_deref(),
+                homepage: config.homepage.as_deref(),
+                sysext_level: &base.sysext_level,
+            };
+            let stem = config.file_name.trim_end_matches(".raw");
+            let name =
+                format!("{EXTENSION_RELEASE_DIR}/extension-release.{stem}");
+            tree.insert(path(&name), file(release.render()))?;
+            path(EXTENSION_UNIT_DIR)
+        }
     };
-    let content = Content::Bytes(os_release.render().into_bytes());
-    tree.insert(path("etc/os-release"), Node::File { mode: 0o644, content })?;
-    for file in EMPTY_FILES {
-        let content = Content::Bytes(Vec::new());
-        tree.insert(path(file), Node::File { mode: 0o644, content })?;
-    }
-
-    let unit_dir = path(UNIT_DIR);
     tree.insert(unit_dir.clone(), Node::Dir { mode: 0o755 })?;
     for unit in units {
         let content = Content::HostFile(unit.source.clone());
@@ -77,12 +96,7 @@ pub fn plan(config: &Config, units: &[Unit]) -> Result<Tree> {
             .with_context(|| format!("unit '{}'", unit.name))?;
     }
 
-    let content = Content::Bytes(config.closure.to_json().into_bytes());
-    tree.insert(path(CLOSURE_FILE), Node::File { mode: 0o644, content })?;
-
-    for (dir, mode) in DIRS {
-        tree.insert(path(dir), Node::Dir { mode })?;
-    }
+    tree.insert(path(description::PATH), file(description.to_json()))?;
 
     for symlink in &config.symlinks {
         let node = Node::Symlink { target: symlink.object.clone() };
@@ -91,6 +105,58 @@ pub fn plan(config: &Config, units: &[Unit]) -> Result<Tree> {
         })?;
     }
     Ok(tree)
+}
+
+/// What the image holds: the whole closure, or for an extension the part
+/// of it its base lacks.
+fn describe(config: &Config, base: Option<&Base>) -> Description {
+    let in_base = |p| base.is_some_and(|b| b.paths.contains(p));
+    Description {
+        closure_version: description::VERSION,
+        paths: config
+            .closure
+            .infos()
+            .filter(|i| !in_base(&i.path))
+            .cloned()
+            .collect(),
+        base: base.map(|b| BaseDescription {
+            image_file_name: b.image_file_name.clone(),
+            sysext_level: b.sysext_level.clone(),
+            paths: config
+                .closure
+                .paths()
+                .filter(|p| in_base(p))
+                .cloned()
+                .collect(),
+        }),
+    }
+}
+
+/// What a full image has besides its store, units and symlinks.
+fn full_image_files(
+    tree: &mut Tree,
+    config: &Config,
+    description: &Description,
+) -> Result<()> {
+    tree.insert(path("nix"), Node::Symlink { target: "usr/nix".into() })?;
+    let os_release = OsRelease {
+        pname: &config.pname,
+        description: config.description.as_deref(),
+        homepage: config.homepage.as_deref(),
+        sysext_level: &description.sysext_level(),
+    };
+    tree.insert(path("etc/os-release"), file(os_release.render()))?;
+    for empty in EMPTY_FILES {
+        tree.insert(path(empty), file(String::new()))?;
+    }
+    for (dir, mode) in DIRS {
+        tree.insert(path(dir), Node::Dir { mode })?;
+    }
+    Ok(())
+}
+
+fn file(text: String) -> Node {
+    Node::File { mode: 0o644, content: Content::Bytes(text.into_bytes()) }
 }
 
 fn path(relative: &str) -> ImagePath {
@@ -137,7 +203,7 @@ mod tests {
         let symlinks = serde_json::json!([
             { "object": format!("{BASH}/bin/bash"), "symlink": "/bin/sh" }
         ]);
-        let tree = plan(&config(symlinks), &units()).unwrap();
+        let tree = plan(&config(symlinks), &units(), None).unwrap();
         let listing: Vec<String> = tree
             .iter()
             .map(|(path, node)| match node {
@@ -226,7 +292,8 @@ mod tests {
                 .iter()
                 .map(|l| serde_json::json!({ "object": BASH, "symlink": l }))
                 .collect();
-            let err = plan(&config(symlinks.into()), &units()).unwrap_err();
+            let err =
+                plan(&config(symlinks.into()), &units(), None).unwrap_err();
             let message = message.replace("{BASH}", BASH);
             assert!(format!("{err:#}").contains(&message), "{err:#}");
         }

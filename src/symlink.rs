@@ -6,6 +6,10 @@ A link must be an absolute, normalised path outside `/nix` and `/usr/nix`
 (which hold the store) and outside `/etc/systemd/system` (portabled would read a link there
 as a unit, and resolve it against the host). Collisions with the image's
 own files and with other links are found when the tree is planned.
+
+In an extension image a link must lie under `/usr` or `/opt`, the only
+places systemd overlays on the base, and outside `/usr/lib/systemd/system`,
+where the extension's units are.
 */
 
 use anyhow::{bail, Context, Result};
@@ -59,6 +63,28 @@ impl Symlink {
             })?;
         Ok(Symlink { link, object: object.to_string(), object_store_path })
     }
+
+    pub fn check_for_extension(&self) -> Result<()> {
+        let components = self.link.components();
+        if components[0] != "usr" && components[0] != "opt" {
+            bail!(
+                "symlink '{}' is outside /usr and /opt: systemd overlays only \
+                 those of an extension image on its base",
+                self.link
+            );
+        }
+        if components.len() > 4
+            && components[..4] == ["usr", "lib", "systemd", "system"]
+        {
+            bail!(
+                "symlink '{}' lands in /usr/lib/systemd/system, where \
+                 portabled looks for an extension's units: pass units in \
+                 `units`",
+                self.link
+            );
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -97,5 +123,16 @@ mod tests {
             Symlink::new("/usr/bin/sh", "/bin/sh").unwrap_err()
         );
         assert!(err.contains("must be a path in the Nix store"), "{err}");
+    }
+
+    #[test]
+    fn extension_links_stay_in_usr_and_opt() {
+        let link = |l| Symlink::new(SH, l).unwrap().check_for_extension();
+        link("/usr/bin/sh").unwrap();
+        link("/opt/app").unwrap();
+        let err = link("/bin/sh").unwrap_err().to_string();
+        assert!(err.contains("'/bin/sh' is outside /usr and /opt"), "{err}");
+        let err = link("/usr/lib/systemd/system/a.service").unwrap_err();
+        assert!(err.to_string().contains("/usr/lib/systemd/system"), "{err}");
     }
 }

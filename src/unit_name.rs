@@ -84,7 +84,8 @@ pub fn check_portable(name: &str, prefix: &str) -> Result<()> {
     Ok(())
 }
 
-fn matches_prefix(name: &str, prefix: &str) -> bool {
+/// Whether `name` starts with `prefix` followed by `-`, `.` or `@`.
+pub fn matches_prefix(name: &str, prefix: &str) -> bool {
     name.strip_prefix(prefix)
         .and_then(|rest| rest.bytes().next())
         .is_some_and(|next| b"-.@".contains(&next))

@@ -2,6 +2,8 @@
 //! unsquashfs: the layout, every argument of the specification, both unit
 //! forms, and the squashfs package actually used.
 
+use sha2::Digest;
+
 use crate::util::*;
 
 #[test]
@@ -45,10 +47,17 @@ fn minimal_image_layout() {
         assert_eq!(entries[file].size, 0, "{file} is not empty");
     }
     assert_eq!(mode("etc/os-release"), "-rw-r--r--");
+    // SYSEXT_LEVEL is a digest of the closure's description.
+    let description = image.cat("usr/lib/portable-service/closure.json");
+    let digest = sha2::Sha256::digest(&description);
+    let level: String =
+        digest[..16].iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(
         image.cat_string("etc/os-release"),
-        "BUILD_ID=rolling\nID=nixos\nPORTABLE_ID=demo\n\
-         PORTABLE_PREFIXES=demo\nPRETTY_NAME=NixOS\n"
+        format!(
+            "BUILD_ID=rolling\nID=nixos\nPORTABLE_ID=demo\n\
+             PORTABLE_PREFIXES=demo\nPRETTY_NAME=NixOS\nSYSEXT_LEVEL={level}\n"
+        )
     );
 
     let unit = image.cat_string("etc/systemd/system/demo.service");
