@@ -45,7 +45,8 @@ run() {
   ((rc == 0)) || fail "'$*' exited with status $rc"
 }
 
-# Polls a command until it succeeds or SECONDS seconds have passed.
+# wait_for SECONDS COMMAND...: polls the command until it succeeds; fails
+# if it has not within that many seconds.
 wait_for() {
   local seconds=$1
   shift
@@ -87,12 +88,18 @@ image_of() {
   basename "${files[0]}" .raw
 }
 
-# The unit names under "Unit files:" in `portablectl inspect`.
+# The unit names under "Unit files:" in `portablectl inspect`, whose whole
+# output goes to the step's log.
 inspected_units() {
-  portablectl inspect "$1" | tee /dev/stderr |
-    awk '/^Unit files:/ { in_units = 1; next }
-         in_units && /^\t/ { sub(/^\t/, ""); print; next }
-         { in_units = 0 }' | sort
+  local output
+  output=$(portablectl inspect "$1" 2>&1) || {
+    printf '%s\n' "$output" >&2
+    return 1
+  }
+  printf '%s\n' "$output" >&2
+  awk '/^Unit files:/ { in_units = 1; next }
+       in_units && /^\t/ { sub(/^\t/, ""); print; next }
+       { in_units = 0 }' <<<"$output" | sort
 }
 
 expect_inspect() {
@@ -107,9 +114,14 @@ expect_inspect() {
     fail "portablectl inspect $image lists [${actual//$'\n'/ }], expected [${expected//$'\n'/ }]"
 }
 
+# The STATE column of `portablectl list` for the image.
+list_state() {
+  portablectl list --no-legend | awk -v i="$1" '$1 == i { print $NF }'
+}
+
 expect_list_state() {
   local image=$1 expected=$2 actual
-  actual=$(portablectl list --no-legend | awk -v i="$image" '$1 == i { print $NF }')
+  actual=$(list_state "$image")
   echo "portablectl list: $image is ${actual:-absent}"
   [[ $actual == "$expected" ]] ||
     fail "portablectl list shows $image as '${actual:-absent}', expected '$expected'"
@@ -119,12 +131,16 @@ http_get() {
   curl --silent --show-error --max-time 5 "$1"
 }
 
-# Waits until the URL answers (a service may still be binding its port),
-# then prints the body.
+# Prints the body of the first answer from the URL, asking again for up to
+# 15 seconds while the service may still be binding its port.
 http_wait() {
-  wait_for 15 http_get "$1" || true
+  local deadline=$((SECONDS + 15)) body
   echo "\$ curl $1" >&2
-  http_get "$1" || fail "no HTTP answer from $1"
+  until body=$(http_get "$1" 2>&1); do
+    ((SECONDS < deadline)) || fail "no HTTP answer from $1: $body"
+    sleep 0.2
+  done
+  printf '%s\n' "$body"
 }
 
 expect_http_body() {
@@ -243,15 +259,19 @@ step() {
 }
 
 # Leaves nothing attached, whatever state the scenario stopped in.
+# (`portablectl is-attached` exits 0 for a detached image too, so the state
+# comes from the list.)
 cleanup() {
-  local image=$1
+  local image=$1 state
   shift
-  echo "--- cleanup: $image"
+  state=$(list_state "$image")
+  [[ $state != detached ]] || return 0
+  echo "--- cleanup: $image is ${state:-absent}"
   systemctl stop "$@" 2>&1 || true
-  if portablectl is-attached "$image" >/dev/null 2>&1; then
-    portablectl detach --runtime "$image" 2>&1 ||
-      portablectl detach "$image" 2>&1 || true
-  fi
+  case $state in
+    *-runtime) portablectl detach --runtime "$image" 2>&1 || true ;;
+    *) portablectl detach "$image" 2>&1 || true ;;
+  esac
 }
 
 # ---------------------------------------------------------------- scenarios
