@@ -1,0 +1,562 @@
+#!/bin/bash
+# The acceptance checks, run inside a booted Debian container by the oneshot
+# unit that tests/systemd/run installs. The images are in /var/lib/portables;
+# results go to $PS_RESULTS, which the host bind-mounts and reads after the
+# container has powered off:
+#
+#   results      one line per step: PASS|FAIL|SKIP <scenario>: <step>
+#   check.log    every command run and its output
+#   failures.log for each failed step: its output, portablectl's view, and
+#                the journal and status of the units involved
+#   journal.txt  the whole boot's journal
+#   status       written last; its absence means this script did not finish
+#
+# A scenario is a sequence of steps on one image. Later steps need the earlier
+# ones (no HTTP check without an attach), so after a failed step the rest of
+# the scenario is skipped, and its image is detached so the next scenario
+# starts clean.
+set -euo pipefail
+
+: "${PS_RESULTS:?}" "${PS_EXPECT_SYSTEMD:?}"
+IMAGES=/var/lib/portables
+
+RESULTS_FILE=$PS_RESULTS/results
+FAILURES_FILE=$PS_RESULTS/failures.log
+LOG_FILE=$PS_RESULTS/check.log
+
+scenario_name=
+scenario_units=()
+scenario_failed=0
+
+# ---------------------------------------------------------------- helpers
+# These run inside a step's subshell: `fail` and any failing command end the
+# step, not the script.
+
+fail() {
+  echo "FAILED: $*" >&2
+  exit 1
+}
+
+# Runs a command, showing it and its output in the step's log.
+run() {
+  echo "\$ $*"
+  local rc=0
+  "$@" || rc=$?
+  ((rc == 0)) || fail "'$*' exited with status $rc"
+}
+
+# wait_for SECONDS COMMAND...: polls the command until it succeeds; fails
+# if it has not within that many seconds.
+wait_for() {
+  local seconds=$1
+  shift
+  local deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.2
+  done
+}
+
+unit_property() {
+  systemctl show --property="$2" --value "$1"
+}
+
+expect_property() {
+  local unit=$1 property=$2 expected=$3 actual
+  actual=$(unit_property "$unit" "$property")
+  echo "$unit $property=$actual"
+  [[ $actual == "$expected" ]] ||
+    fail "$unit: expected $property=$expected, got $property=$actual"
+}
+
+expect_active() {
+  expect_property "$1" ActiveState active
+}
+
+# After a detach, the unit must be gone, not merely stopped.
+expect_gone() {
+  local unit=$1 file=$2
+  [[ ! -e $file ]] || fail "$file still exists after detach"
+  expect_property "$unit" LoadState not-found
+  expect_property "$unit" ActiveState inactive
+}
+
+# The image name (file name without .raw) of the one image with this pname.
+image_of() {
+  local files=("$IMAGES/$1"_*.raw)
+  [[ ${#files[@]} == 1 && -f ${files[0]} ]] || return 1
+  basename "${files[0]}" .raw
+}
+
+# The unit names under "Unit files:" in `portablectl inspect`, whose whole
+# output goes to the step's log.
+inspected_units() {
+  local output
+  output=$(portablectl inspect "$1" 2>&1) || {
+    printf '%s\n' "$output" >&2
+    return 1
+  }
+  printf '%s\n' "$output" >&2
+  awk '/^Unit files:/ { in_units = 1; next }
+       in_units && /^\t/ { sub(/^\t/, ""); print; next }
+       { in_units = 0 }' <<<"$output" | sort
+}
+
+expect_inspect() {
+  local image=$1
+  shift
+  local expected actual
+  expected=$(printf '%s\n' "$@" | sort)
+  echo "\$ portablectl inspect $image"
+  actual=$(inspected_units "$image") ||
+    fail "portablectl inspect $image failed"
+  [[ $actual == "$expected" ]] ||
+    fail "portablectl inspect $image lists [${actual//$'\n'/ }], expected [${expected//$'\n'/ }]"
+}
+
+# The STATE column of `portablectl list` for the image.
+list_state() {
+  portablectl list --no-legend | awk -v i="$1" '$1 == i { print $NF }'
+}
+
+expect_list_state() {
+  local image=$1 expected=$2 actual
+  actual=$(list_state "$image")
+  echo "portablectl list: $image is ${actual:-absent}"
+  [[ $actual == "$expected" ]] ||
+    fail "portablectl list shows $image as '${actual:-absent}', expected '$expected'"
+}
+
+http_get() {
+  curl --silent --show-error --max-time 5 "$1"
+}
+
+# Prints the body of the first answer from the URL, asking again for up to
+# 15 seconds while the service may still be binding its port.
+http_wait() {
+  local deadline=$((SECONDS + 15)) body
+  echo "\$ curl $1" >&2
+  until body=$(http_get "$1" 2>&1); do
+    ((SECONDS < deadline)) || fail "no HTTP answer from $1: $body"
+    sleep 0.2
+  done
+  printf '%s\n' "$body"
+}
+
+expect_http_body() {
+  local url=$1 expected=$2 body
+  body=$(http_wait "$url")
+  printf '%s\n' "$body"
+  [[ $body == "$expected" ]] || fail "$url answered '$body', expected '$expected'"
+}
+
+# curl's exit status 7 is "failed to connect": nothing listens on the port.
+port_refuses() {
+  local rc=0
+  curl --silent --max-time 5 --output /dev/null "http://127.0.0.1:$1/" || rc=$?
+  ((rc == 7))
+}
+
+expect_port_closed() {
+  wait_for 10 port_refuses "$1" ||
+    fail "port $1 still accepts connections (curl did not exit with 7)"
+  echo "port $1: connection refused"
+}
+
+journal_of() {
+  journalctl --no-pager --output=cat --unit="$1" 2>/dev/null
+}
+
+journal_has_line() {
+  journal_of "$1" | grep -qxF -- "$2"
+}
+
+expect_journal_line() {
+  local unit=$1 line=$2
+  wait_for 15 journal_has_line "$unit" "$line" ||
+    fail "the journal of $unit has no line '$line'"
+  echo "journal of $unit has: $line"
+}
+
+# ---------------------------------------------------------------- runner
+
+# Everything that helps to see why a step failed.
+diagnose() {
+  local unit
+  echo "--- portablectl list"
+  portablectl list --no-pager 2>&1 || true
+  echo "--- attached unit files"
+  ls -lR /etc/systemd/system.attached /run/systemd/system.attached 2>&1 || true
+  for unit in "${scenario_units[@]}"; do
+    echo "--- systemctl status $unit"
+    systemctl status --no-pager --full "$unit" 2>&1 || true
+    echo "--- journalctl -u $unit"
+    journalctl --no-pager --boot --unit="$unit" 2>&1 || true
+  done
+  echo "--- journalctl -u systemd-portabled.service"
+  journalctl --no-pager --boot --unit=systemd-portabled.service 2>&1 || true
+}
+
+record() {
+  echo "$1 $scenario_name: $2" >>"$RESULTS_FILE"
+  echo "=== $1 $scenario_name: $2"
+}
+
+# Sets $image to the image of this pname; without one, the scenario fails
+# here and its steps are skipped.
+scenario_image() {
+  image=$(image_of "$1") && return 0
+  scenario_failed=1
+  record FAIL "there is exactly one $IMAGES/$1_*.raw"
+  echo "======== FAIL $scenario_name: no single image $IMAGES/$1_*.raw" >>"$FAILURES_FILE"
+  ls -l "$IMAGES" >>"$FAILURES_FILE" 2>&1 || true
+}
+
+# scenario NAME UNIT...: starts a scenario; the units (globs allowed) are
+# the ones whose status and journal a failure report shows.
+scenario() {
+  scenario_name=$1
+  shift
+  scenario_units=("$@")
+  scenario_failed=0
+  echo
+  echo "######## $scenario_name"
+}
+
+# step DESCRIPTION FUNCTION ARGS...
+step() {
+  local description=$1
+  shift
+  if ((scenario_failed)); then
+    record SKIP "$description"
+    return 0
+  fi
+  local output rc=0
+  # Shows which step was running if the unit's timeout kills this script.
+  echo "=== RUN $scenario_name: $description"
+  output=$(mktemp)
+  set +e
+  (
+    set -e
+    "$@"
+  ) >"$output" 2>&1
+  rc=$?
+  set -e
+  cat "$output"
+  if ((rc == 0)); then
+    record PASS "$description"
+  else
+    scenario_failed=1
+    record FAIL "$description"
+    {
+      echo "======== FAIL $scenario_name: $description"
+      cat "$output"
+      diagnose
+      echo
+    } >>"$FAILURES_FILE"
+  fi
+  rm -f "$output"
+}
+
+# Leaves nothing attached, whatever state the scenario stopped in.
+# (`portablectl is-attached` exits 0 for a detached image too, so the state
+# comes from the list.)
+cleanup() {
+  local image=$1 state
+  shift
+  state=$(list_state "$image")
+  [[ $state != detached ]] || return 0
+  echo "--- cleanup: $image is ${state:-absent}"
+  systemctl stop "$@" 2>&1 || true
+  case $state in
+    *-runtime) portablectl detach --runtime "$image" 2>&1 || true ;;
+    *) portablectl detach "$image" 2>&1 || true ;;
+  esac
+}
+
+# ---------------------------------------------------------------- scenarios
+
+check_systemd_version() {
+  local version
+  version=$(systemctl --version | awk 'NR == 1 { print $2 }')
+  echo "systemd $version (expected $PS_EXPECT_SYSTEMD)"
+  [[ $version == "$PS_EXPECT_SYSTEMD" ]] ||
+    fail "this container runs systemd $version, not $PS_EXPECT_SYSTEMD"
+}
+
+# The demo and long-run answers come from /nix/store paths; they can only
+# come from an image if the container itself has no /nix.
+check_no_nix_store() {
+  [[ ! -e /nix ]] || fail "the container has /nix, so store paths would not prove anything"
+}
+
+check_utf8_locale() {
+  local charmap
+  charmap=$(locale charmap)
+  echo "LC_ALL=${LC_ALL:-} charmap=$charmap"
+  [[ $charmap == UTF-8 ]] || fail "the locale's charmap is $charmap, not UTF-8"
+}
+
+check_images_listed() {
+  local name image
+  run portablectl list --no-pager
+  for name in demo long-run ticker greet ephemeral; do
+    image=$(image_of "$name") || fail "there is no single $IMAGES/${name}_*.raw"
+    expect_list_state "$image" detached
+  done
+}
+
+environment() {
+  scenario environment
+  step "systemd is version $PS_EXPECT_SYSTEMD" check_systemd_version
+  step "the container has no /nix" check_no_nix_store
+  step "the locale is UTF-8" check_utf8_locale
+  step "portablectl lists every test image, detached" check_images_listed
+}
+
+# systemd-dissect marks uses with ✓ and ✗ under a UTF-8 locale and with +
+# and - otherwise. The unit sets LC_ALL=C.UTF-8 and the environment scenario
+# checks it took effect, so only ✓ is accepted. Text, not --json: systemd
+# 252's JSON usePortableService is always false.
+check_dissect() {
+  local file=$1 output
+  echo "\$ systemd-dissect $file"
+  output=$(systemd-dissect "$file") || fail "systemd-dissect $file failed"
+  printf '%s\n' "$output"
+  grep -qE '^[[:space:]]*(Use As:)?[[:space:]]*✓ portable service$' <<<"$output" ||
+    fail "systemd-dissect does not report '✓ portable service' for $file"
+}
+
+# One scenario per image: each image's verdict is independent of the others.
+dissect() {
+  local file
+  for file in "$IMAGES"/*.raw; do
+    scenario "dissect $(basename "$file")"
+    step "systemd-dissect reports ✓ portable service" check_dissect "$file"
+  done
+}
+
+demo_attach() {
+  run portablectl attach --now "$1"
+  expect_active demo.socket
+  expect_property demo.socket FragmentPath /etc/systemd/system.attached/demo.socket
+}
+
+demo_http() {
+  expect_http_body http://127.0.0.1:8080/ "Hello from the demo portable service 1.0"
+  local accepted
+  accepted=$(unit_property demo.socket NAccepted)
+  echo "demo.socket NAccepted=$accepted"
+  ((accepted >= 1)) || fail "demo.socket accepted no connection, so demo@.service did not answer"
+}
+
+demo_detach() {
+  run portablectl detach --now "$1"
+  expect_gone demo.socket /etc/systemd/system.attached/demo.socket
+  [[ ! -e /etc/systemd/system.attached/demo@.service ]] ||
+    fail "demo@.service is still attached"
+}
+
+demo() {
+  local image
+  scenario demo demo.socket 'demo@*'
+  scenario_image demo
+  step "inspect lists exactly demo.socket and demo@.service" \
+    expect_inspect "$image" demo.socket demo@.service
+  step "attach --now starts demo.socket" demo_attach "$image"
+  step "port 8080 answers from demo@.service in the image" demo_http
+  step "detach --now removes the units" demo_detach "$image"
+  step "port 8080 is closed after detach" expect_port_closed 8080
+  cleanup "$image" demo.socket
+}
+
+long_run_attach() {
+  run portablectl attach --now "$1"
+  expect_active long-run.service
+  expect_list_state "$1" running
+}
+
+# The service's own view of its root, by the CGI program in the image.
+long_run_root_from_inside() {
+  local body
+  body=$(http_wait http://127.0.0.1:8081/cgi-bin/root)
+  printf '%s\n' "$body"
+  grep -qxE 'PORTABLE_PREFIXES="?long-run"?' <<<"$body" ||
+    fail "the service's /etc/os-release is not the image's (no PORTABLE_PREFIXES=long-run)"
+  grep -qx 'ID=nixos' <<<"$body" || fail "the service's /etc/os-release does not say ID=nixos"
+  if grep -qx 'ls-exit=0' <<<"$body"; then fail "the service can list /usr/bin"; fi
+  grep -q 'ls: /usr/bin: No such file or directory' <<<"$body" ||
+    fail "listing /usr/bin in the service did not fail with 'No such file or directory'"
+  echo "container: $(grep -x 'ID=.*' /etc/os-release), $(find /usr/bin -mindepth 1 -maxdepth 1 | wc -l) entries in /usr/bin"
+  grep -qx 'ID=debian' /etc/os-release || fail "the container's os-release is not Debian's"
+  [[ -x /usr/bin/portablectl ]] || fail "the container has no /usr/bin/portablectl"
+}
+
+# The same seen from the container, through /proc/PID/root.
+long_run_root_from_outside() {
+  local pid root
+  pid=$(unit_property long-run.service MainPID)
+  root=/proc/$pid/root
+  echo "long-run.service MainPID=$pid"
+  ((pid > 0)) || fail "long-run.service has no main process"
+  grep -xE 'PORTABLE_PREFIXES="?long-run"?' "$root/etc/os-release" ||
+    fail "$root/etc/os-release is not the image's"
+  [[ ! -e $root/usr/bin ]] || fail "$root/usr/bin exists: the service sees a /usr/bin"
+  echo "$root/usr/bin does not exist"
+}
+
+long_run_detach() {
+  run portablectl detach --now "$1"
+  expect_gone long-run.service /etc/systemd/system.attached/long-run.service
+}
+
+long_run() {
+  local image
+  scenario long-run long-run.service
+  scenario_image long-run
+  step "inspect lists exactly long-run.service" expect_inspect "$image" long-run.service
+  step "attach --now leaves long-run.service active" long_run_attach "$image"
+  step "the service's root is the image (its own answer over HTTP)" long_run_root_from_inside
+  step "the service's root is the image (/proc/PID/root)" long_run_root_from_outside
+  step "detach --now stops and removes long-run.service" long_run_detach "$image"
+  step "port 8081 is closed after detach" expect_port_closed 8081
+  cleanup "$image" long-run.service
+}
+
+# Attached without --now: --now would also start ticker.service itself, and
+# then its journal line would not show that the timer fired.
+ticker_attach() {
+  run portablectl attach "$1"
+  expect_property ticker.timer LoadState loaded
+  expect_property ticker.service ActiveState inactive
+  if journal_has_line ticker.service "ticker fired in image ticker"; then
+    fail "ticker.service ran before its timer was started"
+  fi
+}
+
+ticker_fires() {
+  run systemctl start ticker.timer
+  expect_journal_line ticker.service "ticker fired in image ticker"
+  expect_property ticker.service Result success
+  expect_property ticker.service ExecMainStatus 0
+  # "elapsed": a timer with only OnActiveSec= has fired and will not again.
+  expect_property ticker.timer SubState elapsed
+}
+
+ticker_detach() {
+  run portablectl detach --now "$1"
+  expect_gone ticker.timer /etc/systemd/system.attached/ticker.timer
+  expect_gone ticker.service /etc/systemd/system.attached/ticker.service
+}
+
+ticker() {
+  local image
+  scenario ticker ticker.timer ticker.service
+  scenario_image ticker
+  step "inspect lists exactly ticker.service and ticker.timer" \
+    expect_inspect "$image" ticker.service ticker.timer
+  step "attach makes the timer loadable and runs nothing" ticker_attach "$image"
+  step "the timer fires its service, which runs in the image" ticker_fires
+  step "detach --now removes the timer and service" ticker_detach "$image"
+  cleanup "$image" ticker.timer ticker.service
+}
+
+# systemd shows no properties of a template itself, so an instance that is
+# not started stands in for it.
+greet_attach() {
+  run portablectl attach "$1"
+  expect_property greet@8082.service LoadState loaded
+  expect_property greet@8082.service FragmentPath /etc/systemd/system.attached/greet@.service
+  expect_property greet@8082.service ActiveState inactive
+}
+
+greet_instances() {
+  run systemctl start greet@8082.service greet@8083.service
+  expect_active greet@8082.service
+  expect_active greet@8083.service
+  expect_http_body http://127.0.0.1:8082/cgi-bin/hello "Hello from greet instance 8082"
+  expect_http_body http://127.0.0.1:8083/cgi-bin/hello "Hello from greet instance 8083"
+}
+
+# portabled refuses to detach a template while instances run, so they are
+# stopped first.
+greet_detach() {
+  run systemctl stop greet@8082.service greet@8083.service
+  run portablectl detach "$1"
+  expect_gone greet@8082.service /etc/systemd/system.attached/greet@.service
+}
+
+greet_ports_closed() {
+  expect_port_closed 8082
+  expect_port_closed 8083
+}
+
+greet() {
+  local image
+  scenario greet 'greet@*'
+  scenario_image greet
+  step "inspect lists exactly greet@.service" expect_inspect "$image" greet@.service
+  step "attach makes the template loadable" greet_attach "$image"
+  step "instances greet@8082 and greet@8083 answer with their %i" greet_instances
+  step "detach removes the template" greet_detach "$image"
+  step "ports 8082 and 8083 are closed after detach" greet_ports_closed
+  cleanup "$image" 'greet@*'
+}
+
+ephemeral_attach() {
+  run portablectl attach --runtime --now "$1"
+  expect_active ephemeral.service
+  expect_property ephemeral.service FragmentPath /run/systemd/system.attached/ephemeral.service
+  [[ ! -e /etc/systemd/system.attached/ephemeral.service ]] ||
+    fail "--runtime attached ephemeral.service under /etc as well"
+  expect_list_state "$1" running-runtime
+  expect_journal_line ephemeral.service "ephemeral running in image ephemeral"
+}
+
+ephemeral_detach() {
+  run portablectl detach --runtime --now "$1"
+  expect_gone ephemeral.service /run/systemd/system.attached/ephemeral.service
+  expect_list_state "$1" detached
+}
+
+ephemeral() {
+  local image
+  scenario ephemeral ephemeral.service
+  scenario_image ephemeral
+  step "inspect lists exactly ephemeral.service" expect_inspect "$image" ephemeral.service
+  step "attach --runtime --now runs it from /run/systemd/system.attached" \
+    ephemeral_attach "$image"
+  step "detach --runtime --now removes it" ephemeral_detach "$image"
+  cleanup "$image" ephemeral.service
+}
+
+# ---------------------------------------------------------------- main
+
+# portabled, systemd-dissect and PID 1 get loop devices from
+# /dev/loop-control (bound in by the host), but the container has no udev to
+# make the /dev/loopN node for the number the kernel hands out. The numbers
+# are the host's, shared with everything else that uses loop devices there,
+# so nodes are made for the first 256.
+make_loop_nodes() {
+  local n
+  for ((n = 0; n < 256; n++)); do
+    [[ -e /dev/loop$n ]] || mknod -m 0660 "/dev/loop$n" b 7 "$n"
+  done
+}
+
+main() {
+  make_loop_nodes
+  : >"$RESULTS_FILE"
+  : >"$FAILURES_FILE"
+  environment
+  dissect
+  demo
+  long_run
+  ticker
+  greet
+  ephemeral
+  journalctl --no-pager --boot --output=short-monotonic >"$PS_RESULTS/journal.txt" 2>&1 || true
+  echo "finished" >"$PS_RESULTS/status"
+}
+
+main >>"$LOG_FILE" 2>&1

@@ -1,0 +1,167 @@
+# The images the systemd acceptance tests attach (tests/systemd/run).
+# `all` is one directory holding every image, so that the harness needs a
+# single nix-build and a single out-link.
+#
+# Every service here runs busybox from the image's own store; the images
+# carry no /usr/bin, which is how check.sh tells the image's root from the
+# container's. Ports: demo 8080, long-run 8081, greet instances 8082/8083.
+let
+  host = import ../../nix/host.nix { };
+  inherit (host)
+    portableService
+    busybox
+    writeText
+    writeScript
+    runCommand
+    ;
+
+  # A CGI program that reports what the process sees as its root: the
+  # image's os-release and whether /usr/bin exists. The checks compare this
+  # with the container's own view.
+  rootReport = writeScript "root-report" ''
+    #!${busybox}/bin/sh
+    echo "Content-Type: text/plain"
+    echo
+    echo "== /etc/os-release"
+    ${busybox}/bin/cat /etc/os-release
+    echo "== ls /usr/bin"
+    ${busybox}/bin/ls /usr/bin 2>&1
+    echo "ls-exit=$?"
+  '';
+
+  # $GREET_INSTANCE comes from the unit's Environment=, i.e. from %i.
+  greetReport = writeScript "greet-report" ''
+    #!${busybox}/bin/sh
+    echo "Content-Type: text/plain"
+    echo
+    echo "Hello from greet instance $GREET_INSTANCE"
+  '';
+
+  longRunWww = runCommand "long-run-www" { } ''
+    mkdir -p "$out/cgi-bin"
+    echo "long-run index" > "$out/index.html"
+    cp ${rootReport} "$out/cgi-bin/root"
+  '';
+
+  greetWww = runCommand "greet-www" { } ''
+    mkdir -p "$out/cgi-bin"
+    cp ${greetReport} "$out/cgi-bin/hello"
+  '';
+
+  # A plain long-running service: busybox httpd in the foreground.
+  long-run = portableService {
+    pname = "long-run";
+    version = "1.0";
+    description = "Acceptance test: a long-running service";
+    units = [
+      (writeText "long-run.service" ''
+        [Unit]
+        Description=Acceptance test long-running httpd
+
+        [Service]
+        ExecStart=${busybox}/bin/httpd -f -p 8081 -h ${longRunWww}
+      '')
+    ];
+  };
+
+  # A timer that fires once, shortly after it starts. AccuracySec= is set
+  # because the default (1 min) would let systemd postpone the firing.
+  tickerFire = writeScript "ticker-fire" ''
+    #!${busybox}/bin/sh
+    . /etc/os-release
+    echo "ticker fired in image $PORTABLE_ID"
+  '';
+
+  ticker = portableService {
+    pname = "ticker";
+    version = "0.1";
+    description = "Acceptance test: a timer";
+    units = [
+      (writeText "ticker.timer" ''
+        [Unit]
+        Description=Acceptance test timer
+
+        [Timer]
+        OnActiveSec=1s
+        AccuracySec=1ms
+      '')
+      (writeText "ticker.service" ''
+        [Unit]
+        Description=Acceptance test timer's service
+
+        [Service]
+        Type=oneshot
+        ExecStart=${tickerFire}
+      '')
+    ];
+  };
+
+  # A template given as a directory of unit files (the other form, a
+  # { name; file; } set, is the demo's). Each instance listens on the port
+  # its instance name gives, and says its instance name in its answer.
+  greetUnits = runCommand "greet-units" { } ''
+    mkdir -p "$out"
+    cat > "$out/greet@.service" <<'EOF'
+    [Unit]
+    Description=Acceptance test template, instance %i
+
+    [Service]
+    Environment=GREET_INSTANCE=%i
+    ExecStart=${busybox}/bin/httpd -f -p %i -h ${greetWww}
+    EOF
+  '';
+
+  greet = portableService {
+    pname = "greet";
+    version = "2.3.1";
+    description = "Acceptance test: a template unit";
+    units = [ greetUnits ];
+  };
+
+  # Attached with --runtime. A long-running process that says once where it
+  # runs, so the journal shows it ran from the image.
+  ephemeralRun = writeScript "ephemeral-run" ''
+    #!${busybox}/bin/sh
+    . /etc/os-release
+    echo "ephemeral running in image $PORTABLE_ID"
+    exec ${busybox}/bin/sleep 2147483647
+  '';
+
+  ephemeral = portableService {
+    pname = "ephemeral";
+    version = "1.0";
+    description = "Acceptance test: attached with --runtime";
+    units = [
+      (writeText "ephemeral.service" ''
+        [Unit]
+        Description=Acceptance test runtime-attached service
+
+        [Service]
+        ExecStart=${ephemeralRun}
+      '')
+    ];
+  };
+
+  images = {
+    inherit (host) demo;
+    inherit
+      long-run
+      ticker
+      greet
+      ephemeral
+      ;
+  };
+in
+images
+// {
+  all = runCommand "portable-service-test-images" { } (
+    ''
+      mkdir -p "$out"
+    ''
+    + builtins.concatStringsSep "" (
+      map (image: ''
+        ln -s ${image.imagePath} "$out/${image.imageFileName}"
+      '') (builtins.attrValues images)
+    )
+  );
+}
