@@ -16,6 +16,7 @@ pub mod closure;
 pub mod compression;
 pub mod config;
 pub mod image_name;
+pub mod nar;
 pub mod nixbase32;
 pub mod os_release;
 pub mod plan;

@@ -1,1 +1,7 @@
 // End-to-end tests: real nix-build, real mksquashfs, checked with unsquashfs.
+
+// Helpers: running the real tools, fixture trees.
+mod util;
+
+// The NAR writer and hash against nix-store --dump, nix-hash and the store.
+mod nar;
