@@ -15,6 +15,7 @@ pub mod cli;
 pub mod closure;
 pub mod compression;
 pub mod config;
+pub mod image;
 pub mod image_name;
 pub mod nar;
 pub mod nixbase32;

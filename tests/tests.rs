@@ -5,3 +5,6 @@ mod util;
 
 // The NAR writer and hash against nix-store --dump, nix-hash and the store.
 mod nar;
+
+// The image reader: tree, files and NAR digests out of squashfs images.
+mod image;
