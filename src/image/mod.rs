@@ -26,7 +26,7 @@ sorted bytewise, which is also the order of a NAR.
 */
 
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, Write};
+use std::io::{self, BufReader, Read, Seek};
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -35,10 +35,8 @@ use backhand::kind::Kind;
 use backhand::{
     FilesystemReader, InnerNode, Node, Squashfs, SquashfsFileReader,
 };
-use rayon::prelude::*;
 
-use crate::nar::writer::{self, Node as NarNode};
-use crate::nar::{NarDigest, NarHasher};
+mod nar;
 
 /// Facts from the image's superblock.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -157,91 +155,6 @@ impl Image {
             format!("reading {} in {}", path.display(), self.path.display())
         })?;
         Ok(bytes)
-    }
-
-    /// Writes the entry at `path` and everything below it as `node`.
-    pub fn write_nar(
-        &self,
-        path: &Path,
-        node: NarNode<impl Write>,
-    ) -> Result<()> {
-        let start = self.index(path)?;
-        self.write_node(start, node)?;
-        Ok(())
-    }
-
-    /// The NAR digest of the entry at `path`, as Nix would compute it for
-    /// a store path holding the same tree.
-    pub fn nar_digest(&self, path: &Path) -> Result<NarDigest> {
-        let mut hasher = NarHasher::new();
-        let root = writer::open(&mut hasher).expect("hashing cannot fail");
-        self.write_nar(path, root)?;
-        Ok(hasher.finish())
-    }
-
-    /// `nar_digest` for each of `paths`, computed in parallel; the results
-    /// come in the order of `paths`.
-    pub fn nar_digests<P>(&self, paths: &[P]) -> Vec<Result<NarDigest>>
-    where
-        P: AsRef<Path> + Sync,
-    {
-        paths.par_iter().map(|p| self.nar_digest(p.as_ref())).collect()
-    }
-
-    /// Writes the node at `index` and its subtree; returns the index after
-    /// the subtree. The nodes are sorted depth-first, so a directory's
-    /// subtree is the run of nodes that follow it and lie inside it.
-    fn write_node(
-        &self,
-        index: usize,
-        nar: NarNode<impl Write>,
-    ) -> Result<usize> {
-        let nodes = &self.fs.root.nodes;
-        let node = &nodes[index];
-        let adding = || {
-            format!(
-                "adding {} in {} to the NAR",
-                node.fullpath.display(),
-                self.path.display()
-            )
-        };
-        match &node.inner {
-            InnerNode::File(file) => {
-                // Nix looks only at the owner's execute bit.
-                let executable = node.header.permissions & 0o100 != 0;
-                let reader = self.fs.file(file).reader();
-                nar.file(executable, file_size(file), reader)
-                    .with_context(adding)?;
-                Ok(index + 1)
-            }
-            InnerNode::Symlink(link) => {
-                let target = link.link.as_os_str();
-                nar.symlink(std::os::unix::ffi::OsStrExt::as_bytes(target))
-                    .with_context(adding)?;
-                Ok(index + 1)
-            }
-            InnerNode::Dir(_) => {
-                let mut dir = nar.directory().with_context(adding)?;
-                let mut next = index + 1;
-                while let Some(child) = nodes.get(next) {
-                    if child.fullpath.parent() != Some(&node.fullpath) {
-                        break;
-                    }
-                    let name = child.fullpath.file_name().expect("a child");
-                    let name = std::os::unix::ffi::OsStrExt::as_bytes(name);
-                    let entry = dir.entry(name).with_context(adding)?;
-                    next = self.write_node(next, entry)?;
-                }
-                dir.close().with_context(adding)?;
-                Ok(next)
-            }
-            _ => bail!(
-                "{} in {} is {}, which a NAR cannot hold",
-                node.fullpath.display(),
-                self.path.display(),
-                describe(&entry(node).kind)
-            ),
-        }
     }
 
     fn node(&self, path: &Path) -> Result<&Node<SquashfsFileReader>> {
