@@ -51,7 +51,7 @@ fn main() -> Result<()> {
     let (mut extract, mut each, mut whole) = (vec![], vec![], vec![]);
     let mut digests = Vec::new();
     for round in 1..=rounds {
-        let _ = fs::remove_dir_all(&scratch);
+        remove(&scratch)?;
         let start = Sample::now();
         run(Command::new("unsquashfs")
             .args(["-q", "-n", "-d"])
@@ -86,7 +86,7 @@ fn main() -> Result<()> {
             bail!("{}: image {digest}, extracted {expected}", path.display());
         }
     }
-    fs::remove_dir_all(&scratch)?;
+    remove(&scratch)?;
 
     println!(
         "image {} ({:.0} MB), {} top-level entries, {:.0} MB of NAR \
@@ -156,6 +156,16 @@ fn build(source: &Path, image: &Path) -> Result<()> {
         .args(["-noappend", "-quiet", "-no-progress", "-no-exports"])
         .args(["-no-xattrs", "-all-root", "-tailends"])
         .args(["-b", "1M", "-comp", "xz"]))
+}
+
+/// Removes an extracted tree, whose store-like directories are read-only.
+fn remove(tree: &Path) -> Result<()> {
+    if tree.exists() {
+        run(Command::new("chmod").arg("-R").arg("u+w").arg(tree))?;
+        fs::remove_dir_all(tree)
+            .with_context(|| format!("removing {}", tree.display()))?;
+    }
+    Ok(())
 }
 
 fn run(command: &mut Command) -> Result<()> {
