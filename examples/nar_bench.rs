@@ -126,23 +126,32 @@ fn top_level_digests(image: &Path) -> Result<Vec<(PathBuf, NarDigest)>> {
 }
 
 /// The best wall-clock time of the rounds and, against `baseline`, the
-/// ratio of the best times and the median of the rounds' ratios.
+/// ratio of the best times and the median ratio of the quiet rounds: those
+/// in which other processes took less than a tenth of a core during both
+/// measurements, so that the ratio compares the two and not the machine's
+/// load.
 fn summary(samples: &[Sample], baseline: Option<&[Sample]>) -> String {
     let best =
         |s: &[Sample]| s.iter().map(|s| s.wall).fold(f64::MAX, f64::min);
     let mut text = format!("best {:.2} s", best(samples));
     if let Some(baseline) = baseline {
+        let ratio = best(samples) / best(baseline);
+        text += &format!(", ratio of the best {ratio:.2}");
+        let quiet = |s: &Sample| s.others < 0.1 * s.wall;
         let mut ratios: Vec<f64> = samples
             .iter()
             .zip(baseline)
+            .filter(|(s, b)| quiet(s) && quiet(b))
             .map(|(s, b)| s.wall / b.wall)
             .collect();
         ratios.sort_by(f64::total_cmp);
-        text += &format!(
-            ", ratio of the best {:.2}, median ratio of a round {:.2}",
-            best(samples) / best(baseline),
-            ratios[ratios.len() / 2]
-        );
+        text += &match ratios.get(ratios.len() / 2) {
+            Some(median) => format!(
+                ", median ratio of {} quiet rounds {median:.2}",
+                ratios.len()
+            ),
+            None => ", no quiet round (run more rounds)".to_string(),
+        };
     }
     text
 }

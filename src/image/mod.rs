@@ -4,21 +4,27 @@ and without mounting it: its superblock, its tree, a file's bytes, and the
 NAR digest of any directory, file or symlink in it.
 
 The reading is done in-process by the `backhand` crate rather than by
-driving `unsquashfs`. Measured on a 690 MB tree (xz, 1 MiB blocks, see
-`examples/nar_bench.rs`), hashing every top-level entry through backhand
-took about as long as `unsquashfs -d` extracting the image (a ratio of
-about 1.0 on 2 cores), as did streaming it with `unsquashfs -pf`; with speed
-equal, backhand wins because it gives random access to single files
-(`closure.json`) and typed metadata instead of text to parse, and needs no
-program at run time. It reads gzip, lzma, lzo, xz, lz4 and zstd images,
-every compressor mksquashfs offers.
+driving `unsquashfs`. Speed does not decide between them: on a 690 MB tree
+(xz, 1 MiB blocks, tail ends in fragments; see `examples/nar_bench.rs`)
+and 2 cores, in rounds where nothing else ran, `unsquashfs -d` extracted
+the image in 5.2 s, the NAR digests of its 1090 top-level entries took
+4.9 s (0.94x; 1000 MB of NAR, as hard-linked files are read once per name)
+and the whole image as one NAR 6.0 s (1.15x), while `unsquashfs -pf`, its
+only way to stream contents without writing them to disk, took 0.87x of
+`-d` before any hashing. What decides: backhand reads a single file
+(`inspect` reads `closure.json`) without starting a process; it gives
+typed metadata where unsquashfs 4.5.1 gives text that cannot always be
+parsed back (`-lln` prints names as they are, so a newline or ` -> ` in a
+name is ambiguous, and `-pf` escapes spaces but not newlines); and it
+needs no program at run time. It reads images of every compressor
+mksquashfs offers: gzip, lzma, lzo, xz, lz4 and zstd.
 
 Memory: the image's metadata (every inode and directory entry) is held
-while the image is open, and each file being read holds at most a few
-decompressed blocks. backhand also keeps every fragment block it has
-decompressed (the tails and small files packed together), so reading the
-whole image holds at most its fragment blocks decompressed: 181 MB for the
-690 MB benchmark image, while `unsquashfs -d` peaked at 420 MB.
+while the image is open, and each file being read holds a few decompressed
+blocks. backhand also keeps every fragment block it has decompressed (the
+tails and small files packed together) until the image is dropped, so
+reading the whole image holds all of its fragment blocks: the benchmark
+image has 181, and peaked at 238 MB, where `unsquashfs -d` took 420 MB.
 
 Paths are absolute inside the image (`/nix/store/...`); a relative path is
 taken from the root. Entries come depth-first, each directory's names

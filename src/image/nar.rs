@@ -26,7 +26,7 @@ use crate::nar::writer::{self, Node as NarNode};
 use crate::nar::{NarDigest, NarHasher};
 
 /// The most bytes of small files read ahead at once, per NAR being written.
-const READ_AHEAD_BYTES: u64 = 32 << 20;
+const READ_AHEAD_BYTES: u64 = 16 << 20;
 
 impl Image {
     /// Writes the entry at `path` and everything below it as `node`.
