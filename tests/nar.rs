@@ -92,7 +92,25 @@ fn what_nix_records_in_its_store() {
     let size = run_line("nix-store", &["--query", "--size", &store_path]);
     assert_eq!(digest.nar_hash(), hash, "{store_path}");
     assert_eq!(digest.size.to_string(), size, "{store_path}");
-    // Nix prints the digest that it also puts in the path info.
+    // And Nix's base-32 of it decodes to our bytes.
     let nix32 = hash.strip_prefix("sha256:").unwrap();
     assert_eq!(nixbase32::decode(nix32).unwrap(), digest.sha256);
+}
+
+/// Digests of each length Nix prints, of varied bytes.
+#[test]
+fn nixbase32_agrees_with_nix_hash() {
+    for seed in 1..=8u32 {
+        for (kind, len) in [("sha256", 32), ("sha1", 20), ("sha512", 64)] {
+            let bytes: Vec<u8> = (0..len)
+                .map(|i| (seed.wrapping_mul(2_654_435_761) >> (i % 24)) as u8)
+                .collect();
+            let hex: String =
+                bytes.iter().map(|b| format!("{b:02x}")).collect();
+            let nix32 =
+                run_line("nix-hash", &["--type", kind, "--to-base32", &hex]);
+            assert_eq!(nixbase32::encode(&bytes), nix32, "{kind} {hex}");
+            assert_eq!(nixbase32::decode(&nix32).unwrap(), bytes, "{nix32}");
+        }
+    }
 }
