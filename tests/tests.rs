@@ -1,4 +1,5 @@
-// Helpers: nix-build in the sandbox, images read with unsquashfs.
+// Helpers: nix-build in the sandbox, images read with unsquashfs, running
+// the real tools, fixture trees.
 mod util;
 
 // The image's layout and every argument of the specification.
@@ -15,3 +16,10 @@ mod builder;
 
 // flake.nix and the overlay, offline against a nixpkgs-shaped stub.
 mod flake;
+
+// The NAR writer and hash, and Nix base-32, against nix-store --dump,
+// nix-hash and the store.
+mod nar;
+
+// The image reader: tree, files and NAR digests out of squashfs images.
+mod image;
