@@ -11,11 +11,12 @@ use std::fmt;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::nixbase32;
+
 pub const STORE_DIR: &str = "/nix/store";
 
 const DIGEST_LEN: usize = 32;
 const NAME_MAX: usize = 211;
-const NIXBASE32_ALPHABET: &[u8] = b"0123456789abcdfghijklmnpqrsvwxyz";
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
 #[serde(try_from = "String")]
@@ -56,7 +57,7 @@ impl StorePath {
         let digest_ok = bytes.len() > DIGEST_LEN + 1
             && bytes[..DIGEST_LEN]
                 .iter()
-                .all(|b| NIXBASE32_ALPHABET.contains(b))
+                .all(|b| nixbase32::ALPHABET.contains(b))
             && bytes[DIGEST_LEN] == b'-';
         if !digest_ok {
             bail!(
