@@ -96,6 +96,17 @@ let
   isUnitName = n: stringLength n <= 255 && match unitNameRe n != null;
   unitType = n: head (match ".*\\.([^.]*)" n);
 
+  # portabled's prefix_match(): the prefix, then '-', '.', '@' or the end.
+  matchesPrefix =
+    prefix: name:
+    startsWith prefix name
+    && elem (substring (stringLength prefix) 1 name) [
+      ""
+      "-"
+      "."
+      "@"
+    ];
+
   checkUnitName =
     prefix: name:
     if !isUnitName name then
@@ -104,13 +115,7 @@ let
     else if !elem (unitType name) portableTypes then
       fail ''
         unit '${name}' has type '${unitType name}', which portabled does not attach: the types it attaches are ${concatStringsSep ", " portableTypes}.''
-    else if
-      !(startsWith prefix name) || !elem (substring (stringLength prefix) 1 name) [
-        "-"
-        "."
-        "@"
-      ]
-    then
+    else if !(matchesPrefix prefix name) then
       fail ''
         unit '${name}' does not match the image prefix '${prefix}': portabled only attaches units named '${prefix}' followed by '.', '-' or '@'.
           Rename the unit (such as ${prefix}.service, ${prefix}-worker.service, ${prefix}@.service) or change pname.''
@@ -396,14 +401,7 @@ let
     else
       map (
         name:
-        !(
-          startsWith pname name
-          && elem (substring (stringLength pname) 1 name) [
-            "-"
-            "."
-            "@"
-          ]
-        )
+        !(matchesPrefix pname name)
         || fail "the base image ${base.imageFileName} has the unit '${name}', which matches this extension's prefix '${pname}': portablectl would attach the base's unit too; choose a pname that no unit of the base starts with"
       ) base.unitNames;
 

@@ -12,11 +12,14 @@ base's unit wins, so no base unit may match the extension's prefix.
 */
 
 use std::collections::BTreeSet;
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use crate::description::Description;
+use crate::description::{self, Description};
+use crate::image::Image;
 use crate::os_release;
+use crate::plan::{EXTENSION_UNIT_DIR, UNIT_DIR};
 use crate::store_path::StorePath;
 use crate::unit_name;
 
@@ -30,6 +33,43 @@ pub struct Base {
 }
 
 impl Base {
+    /// Reads the base image at `path`.
+    pub fn read(path: &Path) -> Result<Base> {
+        let read = || -> Result<Base> {
+            let image = Image::open(path)?;
+            let os_release = image.read_file(Path::new("/etc/os-release"))?;
+            let description_path = Path::new("/").join(description::PATH);
+            let description = match image.entry(&description_path) {
+                Ok(_) => Some(image.read_file(&description_path)?),
+                Err(_) => None,
+            };
+            let unit_dirs =
+                [UNIT_DIR, EXTENSION_UNIT_DIR].map(|d| Path::new("/").join(d));
+            let units = image
+                .entries()
+                .filter(|e| {
+                    e.path
+                        .parent()
+                        .is_some_and(|p| unit_dirs.iter().any(|d| d == p))
+                })
+                .filter_map(|e| {
+                    e.path.file_name()?.to_str().map(str::to_string)
+                })
+                .collect();
+            let file_name =
+                path.file_name().unwrap_or_default().to_string_lossy();
+            Base::from_files(
+                &file_name,
+                &String::from_utf8_lossy(&os_release),
+                description.as_deref(),
+                units,
+            )
+        };
+        read().with_context(|| {
+            format!("reading the base image {}", path.display())
+        })
+    }
+
     /// Makes sense of the files read from the base image `image_file_name`:
     /// its os-release, its closure description (None when it has none) and
     /// the names in its unit directories.

@@ -1,6 +1,7 @@
 /*!
-The build: read `.attrs.json`, validate it, find the units, plan the tree,
-write the image, and tell the build log what it did.
+The build: read `.attrs.json`, validate it, read the base (for an
+extension), find the units, plan the tree, write the image, and tell the
+build log what it did.
 */
 
 use std::fs;
@@ -11,21 +12,25 @@ use anyhow::{Context, Result};
 
 use crate::archive::Stats;
 use crate::attrs::Attrs;
+use crate::base::Base;
 use crate::config::Config;
 use crate::cpu_time::CpuTime;
+use crate::tree::Node;
 use crate::{plan, squashfs, units};
 
 pub fn run(attrs_file: &Path) -> Result<()> {
     let started = Instant::now();
     let config = Config::from_attrs(Attrs::read(attrs_file)?)?;
-    if let Some(base) = &config.base {
-        anyhow::bail!(
-            "extension images (base {}) are not built yet",
-            base.image.display()
-        );
-    }
+    let base = match &config.base {
+        Some(base) => {
+            let base = Base::read(&base.image)?;
+            base.check_prefix(&config.pname)?;
+            Some(base)
+        }
+        None => None,
+    };
     let units = units::resolve(&config.units, &config.pname)?;
-    let tree = plan::plan(&config, &units, None)?;
+    let tree = plan::plan(&config, &units, base.as_ref())?;
 
     let created_out = !config.out.exists();
     fs::create_dir_all(&config.out)
@@ -49,7 +54,12 @@ pub fn run(attrs_file: &Path) -> Result<()> {
     let image_bytes = fs::metadata(&image)
         .with_context(|| format!("reading {}", image.display()))?
         .len();
+    let store_paths = tree
+        .iter()
+        .filter(|(_, node)| matches!(node, Node::StorePath(_)))
+        .count();
     let summary = Summary {
+        store_paths,
         stats,
         image_bytes,
         seconds: started.elapsed().as_secs_f64(),
@@ -69,6 +79,7 @@ fn processors() -> usize {
 }
 
 struct Summary {
+    store_paths: usize,
     stats: Stats,
     image_bytes: u64,
     seconds: f64,
@@ -77,7 +88,7 @@ struct Summary {
 
 impl Summary {
     fn render(&self, config: &Config) -> String {
-        let Summary { stats, image_bytes, seconds, cpu } = self;
+        let Summary { store_paths, stats, image_bytes, seconds, cpu } = self;
         let ratio = if stats.bytes == 0 {
             0.0
         } else {
@@ -88,7 +99,7 @@ impl Summary {
              bytes in, {image_bytes} bytes of image ({ratio:.1}%), \
              {seconds:.2} s (CPU: builder {:.2} s, mksquashfs {:.2} s)",
             config.file_name,
-            config.closure.len(),
+            store_paths,
             stats.files,
             stats.bytes,
             cpu.own.as_secs_f64(),

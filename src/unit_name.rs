@@ -84,11 +84,12 @@ pub fn check_portable(name: &str, prefix: &str) -> Result<()> {
     Ok(())
 }
 
-/// Whether `name` starts with `prefix` followed by `-`, `.` or `@`.
+/// Whether `name` is `prefix`, or starts with it followed by `-`, `.` or
+/// `@`.
 pub fn matches_prefix(name: &str, prefix: &str) -> bool {
-    name.strip_prefix(prefix)
-        .and_then(|rest| rest.bytes().next())
-        .is_some_and(|next| b"-.@".contains(&next))
+    name.strip_prefix(prefix).is_some_and(|rest| {
+        rest.bytes().next().is_none_or(|next| b"-.@".contains(&next))
+    })
 }
 
 #[cfg(test)]
@@ -142,6 +143,8 @@ mod tests {
         ] {
             check_portable(name, "demo").unwrap();
         }
+        // A prefix may name the whole unit.
+        check_portable("demo.service", "demo.service").unwrap();
         for (name, rule) in [
             ("demonstration.service", "does not match the image prefix"),
             ("other.service", "does not match the image prefix"),

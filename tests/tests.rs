@@ -23,3 +23,6 @@ mod nar;
 
 // The image reader: tree, files and NAR digests out of squashfs images.
 mod image;
+
+// Extension images on a base image.
+mod extension;
