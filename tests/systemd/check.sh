@@ -88,11 +88,11 @@ image_of() {
   basename "${files[0]}" .raw
 }
 
-# The unit names under "Unit files:" in `portablectl inspect`, whose whole
-# output goes to the step's log.
+# The unit names under "Unit files:" in `portablectl inspect ARGS...`, whose
+# whole output goes to the step's log.
 inspected_units() {
   local output
-  output=$(portablectl inspect "$1" 2>&1) || {
+  output=$(portablectl inspect "$@" 2>&1) || {
     printf '%s\n' "$output" >&2
     return 1
   }
@@ -300,7 +300,7 @@ check_utf8_locale() {
 check_images_listed() {
   local name image
   run portablectl list --no-pager
-  for name in demo long-run ticker greet ephemeral; do
+  for name in demo long-run ticker greet ephemeral runtime hello; do
     image=$(image_of "$name") || fail "there is no single $IMAGES/${name}_*.raw"
     expect_list_state "$image" detached
   done
@@ -318,13 +318,17 @@ environment() {
 # and - otherwise. The unit sets LC_ALL=C.UTF-8 and the environment scenario
 # checks it took effect, so only ✓ is accepted. Text, not --json: systemd
 # 252's JSON usePortableService is always false.
+#
+# An extension image is no portable service of its own: systemd 252 calls
+# it an "extension for portable service", 257 a "sysext for portable
+# service".
 check_dissect() {
-  local file=$1 output
+  local file=$1 use=$2 output
   echo "\$ systemd-dissect $file"
   output=$(systemd-dissect "$file") || fail "systemd-dissect $file failed"
   printf '%s\n' "$output"
-  grep -qE '^[[:space:]]*(Use As:)?[[:space:]]*✓ portable service$' <<<"$output" ||
-    fail "systemd-dissect does not report '✓ portable service' for $file"
+  grep -qE "^[[:space:]]*(Use As:)?[[:space:]]*✓ ($use)\$" <<<"$output" ||
+    fail "systemd-dissect does not report '✓ $use' for $file"
 }
 
 # One scenario per image: each image's verdict is independent of the others.
@@ -332,7 +336,15 @@ dissect() {
   local file
   for file in "$IMAGES"/*.raw; do
     scenario "dissect $(basename "$file")"
-    step "systemd-dissect reports ✓ portable service" check_dissect "$file"
+    case $(basename "$file") in
+      hello_*)
+        step "systemd-dissect reports ✓ extension/sysext for portable service" \
+          check_dissect "$file" "extension for portable service|sysext for portable service"
+        ;;
+      *)
+        step "systemd-dissect reports ✓ portable service" check_dissect "$file" "portable service"
+        ;;
+    esac
   done
 }
 
@@ -530,6 +542,70 @@ ephemeral() {
   cleanup "$image" ephemeral.service
 }
 
+# The extension's units come from the extension image, attached on top of
+# its base; the service runs a program only the extension holds, which
+# uses busybox and a file only the base holds.
+hello_inspect() {
+  local actual
+  echo "\$ portablectl inspect --extension $1 $2 hello"
+  actual=$(inspected_units --extension "$1" "$2" hello) || fail "portablectl inspect failed"
+  [[ $actual == hello.service ]] || fail "inspect lists [${actual//$'\n'/ }], expected [hello.service]"
+}
+
+# The release file's SYSEXT_LEVEL is its base's: on any other base, whose
+# store lacks what the extension leaves out, systemd refuses it.
+hello_other_base_refused() {
+  local output
+  echo "\$ portablectl attach --extension $1 $2 hello"
+  if output=$(portablectl attach --extension "$1" "$2" hello 2>&1); then
+    printf '%s\n' "$output"
+    portablectl detach --extension "$1" "$2" hello || true
+    fail "the extension was attached on $2"
+  fi
+  printf '%s\n' "$output"
+  grep -q "does not match" <<<"$output" || fail "the refusal does not say the release data does not match"
+}
+
+hello_attach() {
+  run portablectl attach --now --extension "$1" "$2" hello
+  expect_active hello.service
+  grep -q "ExtensionImages=.*$(basename "$1")" /etc/systemd/system.attached/hello.service.d/20-portable.conf ||
+    fail "hello.service's drop-in does not name the extension image"
+}
+
+hello_http() {
+  local body
+  body=$(http_wait http://127.0.0.1:8084/cgi-bin/hello)
+  printf '%s\n' "$body"
+  grep -qx "Hello from the extension" <<<"$body" || fail "no answer from the extension's program"
+  grep -qx "Greetings from the base image" <<<"$body" || fail "the base's file was not readable"
+}
+
+hello_detach() {
+  run portablectl detach --now --extension "$1" "$2" hello
+  expect_gone hello.service /etc/systemd/system.attached/hello.service
+}
+
+hello() {
+  local image base
+  scenario extension hello.service
+  scenario_image runtime
+  base=$IMAGES/$image.raw
+  scenario_image hello
+  image=$IMAGES/$image.raw
+  step "inspect lists exactly hello.service from base and extension" hello_inspect "$image" "$base"
+  step "attaching it on another base is refused" \
+    hello_other_base_refused "$image" "$IMAGES/$(image_of long-run).raw"
+  step "attach --now --extension starts hello.service" hello_attach "$image" "$base"
+  step "the service runs the extension's program with the base's busybox and data" hello_http
+  step "detach --now --extension removes it" hello_detach "$image" "$base"
+  step "port 8084 is closed after detach" expect_port_closed 8084
+  if [[ $(list_state "$(basename "$base" .raw)") != detached ]]; then
+    systemctl stop hello.service 2>&1 || true
+    portablectl detach --extension "$image" "$base" hello 2>&1 || true
+  fi
+}
+
 # ---------------------------------------------------------------- main
 
 # portabled, systemd-dissect and PID 1 get loop devices from
@@ -555,6 +631,7 @@ main() {
   ticker
   greet
   ephemeral
+  hello
   journalctl --no-pager --boot --output=short-monotonic >"$PS_RESULTS/journal.txt" 2>&1 || true
   echo "finished" >"$PS_RESULTS/status"
 }

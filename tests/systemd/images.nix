@@ -4,7 +4,8 @@
 #
 # Every service here runs busybox from the image's own store; the images
 # carry no /usr/bin, which is how check.sh tells the image's root from the
-# container's. Ports: demo 8080, long-run 8081, greet instances 8082/8083.
+# container's. Ports: demo 8080, long-run 8081, greet instances 8082/8083,
+# hello (an extension of runtime) 8084.
 let
   host = import ../../nix/host.nix { };
   inherit (host)
@@ -142,6 +143,64 @@ let
     ];
   };
 
+  # An extension image on a base image. The base holds busybox and the
+  # greeting; the extension holds only its service and the programs it
+  # runs, which use busybox and the greeting from the base.
+  greeting = runCommand "greeting" { } ''
+    mkdir -p "$out"
+    echo "Greetings from the base image" > "$out/greeting.txt"
+  '';
+
+  runtime = portableService {
+    pname = "runtime";
+    version = "1.0";
+    description = "Acceptance test: a base image";
+    units = [
+      (writeText "runtime.service" ''
+        [Service]
+        ExecStart=${busybox}/bin/sleep infinity
+      '')
+    ];
+    contents = [
+      busybox
+      greeting
+    ];
+  };
+
+  helloCgi = writeScript "hello-cgi" ''
+    #!${busybox}/bin/sh
+    echo "Content-Type: text/plain"
+    echo
+    echo "Hello from the extension"
+    ${busybox}/bin/cat ${greeting}/greeting.txt
+  '';
+
+  helloWww = runCommand "hello-www" { } ''
+    mkdir -p "$out/cgi-bin"
+    cp ${helloCgi} "$out/cgi-bin/hello"
+  '';
+
+  helloServer = writeScript "hello-server" ''
+    #!${busybox}/bin/sh
+    exec ${busybox}/bin/httpd -f -p 8084 -h ${helloWww}
+  '';
+
+  hello = portableService {
+    pname = "hello";
+    version = "1.0";
+    description = "Acceptance test: an extension image";
+    base = runtime;
+    units = [
+      (writeText "hello.service" ''
+        [Unit]
+        Description=Acceptance test service from an extension image
+
+        [Service]
+        ExecStart=${helloServer}
+      '')
+    ];
+  };
+
   images = {
     inherit (host) demo;
     inherit
@@ -149,6 +208,8 @@ let
       ticker
       greet
       ephemeral
+      runtime
+      hello
       ;
   };
 in
