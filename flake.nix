@@ -31,8 +31,15 @@
         demo = pkgs.callPackage ./nix/demo.nix { };
       });
 
-      checks = forAllSystems (pkgs: {
-        inherit (self.packages.${pkgs.stdenv.hostPlatform.system}) portable-service-builder demo;
-      });
+      checks = forAllSystems (
+        pkgs:
+        let
+          packages = self.packages.${pkgs.stdenv.hostPlatform.system};
+        in
+        {
+          inherit (packages) portable-service-builder demo;
+          demo-verify = packages.demo.tests.verify;
+        }
+      );
     };
 }

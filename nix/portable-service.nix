@@ -439,9 +439,37 @@ let
       ++ map (s: storePathOf "symlink '${s.symlink}' object" s.object) symlinkList;
   };
 
+  # `portable-service-builder verify` on the image, in a derivation of its
+  # own: it builds (its output is the report) only when the image holds its
+  # whole closure, byte for byte, and follows portabled's rules.
+  verify = derivation {
+    name = "${pname}-img-${version}-verify";
+    inherit (image) system;
+    builder = "${portable-service-builder}/bin/portable-service-builder";
+    args =
+      [
+        "verify"
+        "${image}/${fileName}"
+        "--report"
+        (builtins.placeholder "out")
+      ]
+      ++ (
+        if isExtension then
+          [
+            "--base"
+            "${base}/${base.imageFileName}"
+          ]
+        else
+          [ ]
+      );
+  };
+
   allPassthru = {
     imageFileName = fileName;
     imagePath = "${image}/${fileName}";
+    tests = {
+      inherit verify;
+    };
     inherit isExtension;
     # The unit names known at evaluation time (those inside directories
     # are only known to the build), for extensions' checks.

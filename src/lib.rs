@@ -6,6 +6,9 @@ it (with `image_name`, `unit_name`, `compression` and `symlink` holding the
 rules), `units` finds the unit files in the store, `plan` lays out the
 image as a `tree`, and `squashfs` feeds the tree to mksquashfs as a tar
 stream written by `archive`.
+
+`inspect` and `verify` read an image back through `survey`, which stands
+on `image` (a squashfs reader) and `nar` (Nix's archive format and hash).
 */
 
 pub mod archive;
@@ -20,14 +23,17 @@ pub mod cpu_time;
 pub mod description;
 pub mod image;
 pub mod image_name;
+pub mod inspect;
 pub mod nar;
 pub mod nixbase32;
 pub mod os_release;
 pub mod plan;
 pub mod squashfs;
 pub mod store_path;
+pub mod survey;
 pub mod symlink;
 pub mod tar;
 pub mod tree;
 pub mod unit_name;
 pub mod units;
+pub mod verify;

@@ -176,3 +176,49 @@ fn a_base_unit_known_at_evaluation_is_refused_then() {
         &["the base image x_1.raw has the unit 'x-y.service', which matches this extension's prefix 'x-y'"],
     );
 }
+
+#[test]
+fn verify_checks_an_extension_against_its_base() {
+    let base = build(&format!("{IMAGES} runtime")).join("runtime_1.0.raw");
+    let image = build(&format!("{IMAGES} app")).join("app_2.0.raw");
+    let verify = |args: &[&std::path::Path]| {
+        let mut cmd = std::process::Command::new(BUILDER);
+        cmd.arg("verify").arg(&image);
+        for base in args {
+            cmd.arg("--base").arg(base);
+        }
+        run(&mut cmd)
+    };
+    for output in [verify(&[]), verify(&[&base])] {
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "app_2.0.raw: verified 2 store paths and 1 units\n"
+        );
+    }
+
+    // Another base holds neither the paths the extension leaves to its base
+    // nor the same SYSEXT_LEVEL.
+    let other = build(&demo_image("")).join("demo_1.0.raw");
+    let output = verify(&[&other]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_contains(
+        &String::from_utf8_lossy(&output.stdout),
+        &[
+            "-greeting: is left to the base, but demo_1.0.raw does not hold it",
+            "/usr/lib/extension-release.d/extension-release.app_2.0: has SYSEXT_LEVEL=",
+            "but the base demo_1.0.raw has SYSEXT_LEVEL=",
+        ],
+    );
+
+    // The extension's own check in Nix runs with its base.
+    let report = build(&format!("{IMAGES} app.tests.verify"));
+    assert_eq!(
+        std::fs::read_to_string(report).unwrap(),
+        "app_2.0.raw: verified 2 store paths and 1 units\n"
+    );
+}

@@ -26,3 +26,6 @@ mod image;
 
 // Extension images on a base image.
 mod extension;
+
+// inspect and verify on real images, good and broken.
+mod verify;

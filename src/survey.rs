@@ -1,0 +1,246 @@
+/*!
+What an image holds, read back from the image itself: its kind, its
+release data, its unit files with portabled's verdict on each, its
+symlinks, its store paths and its closure description. `inspect` shows a
+survey; `verify` checks one.
+
+The unit prefix is derived from the file name as portablectl derives it
+(cut at the first `_`, else `.raw` stripped). Unit files are looked for
+where portabled looks for them inside an image, and judged by its rules: a
+valid name of one of the five types it attaches, starting with the prefix
+followed by `-`, `.`, `@` (or nothing), and a non-empty regular file.
+Images other builders made (a real `/nix/store`, no description) can be
+surveyed too.
+*/
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+
+use crate::description::{self, Description};
+use crate::image::{EntryKind, Image};
+use crate::os_release;
+use crate::plan::EXTENSION_RELEASE_DIR;
+use crate::store_path::StorePath;
+use crate::unit_name;
+
+/// The unit directories portabled reads inside an image, in its order.
+pub const UNIT_DIRS: [&str; 5] = [
+    "/etc/systemd/system",
+    "/run/systemd/system",
+    "/usr/local/lib/systemd/system",
+    "/usr/lib/systemd/system",
+    "/lib/systemd/system",
+];
+
+/// Where images keep their store: this builder's place first, then the
+/// place other builders use.
+const STORE_DIRS: [&str; 2] = ["/usr/nix/store", "/nix/store"];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    PortableService,
+    Extension,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnitFile {
+    pub name: String,
+    pub path: PathBuf,
+    pub size: u64,
+    /// None when portabled would attach it, else why it would not.
+    pub ignored_because: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Symlink {
+    pub path: PathBuf,
+    pub target: PathBuf,
+}
+
+pub struct Survey {
+    pub image: Image,
+    pub file_name: String,
+    pub prefix: String,
+    pub kind: Kind,
+    /// `/etc/os-release`, or an extension's release file.
+    pub release_path: PathBuf,
+    /// None when the release file is missing.
+    pub release: Option<BTreeMap<String, String>>,
+    pub units: Vec<UnitFile>,
+    pub symlinks: Vec<Symlink>,
+    /// Where the image keeps its store, and the store paths found there.
+    pub store_dir: PathBuf,
+    pub store_paths: Vec<StorePath>,
+    /// The closure description, or why it could not be read.
+    pub description: Result<Description, String>,
+}
+
+impl Survey {
+    pub fn new(path: &Path) -> Result<Survey> {
+        let image = Image::open(path)?;
+        let file_name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let prefix = prefix_of(&file_name)?;
+
+        let description_path = Path::new("/").join(description::PATH);
+        let description = match image.read_file(&description_path) {
+            Ok(bytes) => {
+                Description::from_json(&bytes).map_err(|e| format!("{e:#}"))
+            }
+            Err(_) => {
+                Err(format!("{} is missing", description_path.display()))
+            }
+        };
+
+        let stem = file_name.strip_suffix(".raw").unwrap_or(&file_name);
+        let extension_release = Path::new("/")
+            .join(EXTENSION_RELEASE_DIR)
+            .join(format!("extension-release.{stem}"));
+        let is_extension = match &description {
+            Ok(d) => d.base.is_some(),
+            Err(_) => image.entry(Path::new("/etc/os-release")).is_err(),
+        };
+        let (kind, release_path) = if is_extension {
+            (Kind::Extension, extension_release)
+        } else {
+            (Kind::PortableService, PathBuf::from("/etc/os-release"))
+        };
+        let release = image
+            .read_file(&release_path)
+            .ok()
+            .map(|bytes| os_release::parse(&String::from_utf8_lossy(&bytes)));
+
+        let store_dir = STORE_DIRS
+            .iter()
+            .map(PathBuf::from)
+            .find(|d| matches!(image.entry(d), Ok(e) if e.kind == EntryKind::Directory))
+            .unwrap_or_else(|| PathBuf::from(STORE_DIRS[0]));
+
+        let mut units = Vec::new();
+        let mut symlinks = Vec::new();
+        let mut store_paths = Vec::new();
+        for entry in image.entries() {
+            let parent = entry.path.parent().unwrap_or(Path::new("/"));
+            let name =
+                entry.path.file_name().unwrap_or_default().to_string_lossy();
+            if parent == store_dir {
+                if let Ok(p) = StorePath::from_base_name(&name) {
+                    store_paths.push(p);
+                }
+                continue;
+            }
+            if entry.path.starts_with(&store_dir) {
+                continue;
+            }
+            if let EntryKind::Symlink { target } = entry.kind {
+                symlinks.push(Symlink {
+                    path: entry.path.into(),
+                    target: target.into(),
+                });
+            }
+            if UNIT_DIRS.iter().any(|d| parent == Path::new(d)) {
+                let size = match entry.kind {
+                    EntryKind::File { size } => size,
+                    _ => 0,
+                };
+                let verdict = unit_verdict(&name, &prefix, &entry.kind, size);
+                units.push(UnitFile {
+                    name: name.into_owned(),
+                    path: entry.path.into(),
+                    size,
+                    ignored_because: verdict.err(),
+                });
+            }
+        }
+        Ok(Survey {
+            image,
+            file_name,
+            prefix,
+            kind,
+            release_path,
+            release,
+            units,
+            symlinks,
+            store_dir,
+            store_paths,
+            description,
+        })
+    }
+
+    /// The units portabled would attach with the image's prefix.
+    pub fn attached_units(&self) -> impl Iterator<Item = &UnitFile> {
+        self.units.iter().filter(|u| u.ignored_because.is_none())
+    }
+
+    /// Where the store path `path` is in the image.
+    pub fn image_path_of(&self, path: &StorePath) -> PathBuf {
+        self.store_dir.join(path.base_name())
+    }
+}
+
+/// The prefix portablectl derives from an image's file name.
+pub fn prefix_of(file_name: &str) -> Result<String> {
+    let prefix = match file_name.split_once('_') {
+        Some((prefix, _)) => prefix,
+        None => file_name.strip_suffix(".raw").unwrap_or(file_name),
+    };
+    let valid = !prefix.is_empty()
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    if !valid {
+        bail!(
+            "portablectl cannot derive a unit prefix from the image name \
+             '{file_name}': the part before the first '_' must be \
+             [A-Za-z0-9.-]"
+        );
+    }
+    Ok(prefix.to_string())
+}
+
+fn unit_verdict(
+    name: &str,
+    prefix: &str,
+    kind: &EntryKind,
+    size: u64,
+) -> Result<(), String> {
+    unit_name::check_portable(name, prefix).map_err(|e| e.to_string())?;
+    match kind {
+        EntryKind::File { .. } if size == 0 => {
+            Err("the file is empty, and portabled skips empty unit files"
+                .into())
+        }
+        EntryKind::File { .. } => Ok(()),
+        EntryKind::Directory => {
+            Err("a directory, which portabled ignores".into())
+        }
+        EntryKind::Symlink { .. } => {
+            Err("a symlink, which portabled would resolve against the host; \
+             unit files in images should be regular files"
+                .into())
+        }
+        _ => Err("not a regular file".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_as_portablectl_derives_them() {
+        assert_eq!(prefix_of("demo_1.0.raw").unwrap(), "demo");
+        assert_eq!(prefix_of("demo.raw").unwrap(), "demo");
+        assert_eq!(prefix_of("my-app_1_2.raw").unwrap(), "my-app");
+        assert!(prefix_of("_1.raw").is_err());
+        assert!(prefix_of("a b_1.raw").is_err());
+    }
+}
