@@ -213,15 +213,8 @@ fn unit_forms() {
         path = path_unit.display(),
     ));
     let image = Image::new(out.join("demo_1.0.raw"));
-    let units: Vec<String> = image
-        .entries()
-        .into_keys()
-        .filter_map(|p| {
-            p.strip_prefix("etc/systemd/system/").map(str::to_string)
-        })
-        .collect();
     assert_eq!(
-        units,
+        image.units(),
         [
             "demo-path.service",
             "demo-worker@.service",

@@ -181,30 +181,17 @@ fn a_base_unit_known_at_evaluation_is_refused_then() {
 fn verify_checks_an_extension_against_its_base() {
     let base = build(&format!("{IMAGES} runtime")).join("runtime_1.0.raw");
     let image = build(&format!("{IMAGES} app")).join("app_2.0.raw");
-    let verify = |args: &[&std::path::Path]| {
-        let mut cmd = std::process::Command::new(BUILDER);
-        cmd.arg("verify").arg(&image);
-        for base in args {
-            cmd.arg("--base").arg(base);
-        }
-        run(&mut cmd)
-    };
-    for output in [verify(&[]), verify(&[&base])] {
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stdout)
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&output.stdout),
-            "app_2.0.raw: verified 2 store paths and 1 units\n"
+    for base in [None, Some(base.as_path())] {
+        assert_verified(
+            &verify(&image, base),
+            "app_2.0.raw: verified 2 store paths and 1 units\n",
         );
     }
 
     // Another base holds neither the paths the extension leaves to its base
     // nor the same SYSEXT_LEVEL.
     let other = build(&demo_image("")).join("demo_1.0.raw");
-    let output = verify(&[&other]);
+    let output = verify(&image, Some(&other));
     assert_eq!(output.status.code(), Some(1));
     assert_contains(
         &String::from_utf8_lossy(&output.stdout),

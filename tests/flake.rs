@@ -89,14 +89,7 @@ fn flake_builds_and_checks_offline_against_a_stub() {
         &image.cat_string("etc/os-release"),
         &["PORTABLE_PREFIXES=demo\n"],
     );
-    let units: Vec<String> = image
-        .entries()
-        .into_keys()
-        .filter_map(|p| {
-            p.strip_prefix("etc/systemd/system/").map(str::to_string)
-        })
-        .collect();
-    assert_eq!(units, ["demo.socket", "demo@.service"]);
+    assert_eq!(image.units(), ["demo.socket", "demo@.service"]);
 
     let output = nix_flake(&toolchain, dir.path(), &["flake", "check"]);
     assert!(output.status.success(), "nix flake check: {}", stderr(&output));

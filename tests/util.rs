@@ -191,10 +191,38 @@ impl Image {
         String::from_utf8(self.cat(path)).unwrap()
     }
 
+    /// The names in /etc/systemd/system.
+    pub fn units(&self) -> Vec<String> {
+        self.entries()
+            .into_keys()
+            .filter_map(|p| {
+                p.strip_prefix("etc/systemd/system/").map(str::to_string)
+            })
+            .collect()
+    }
+
     /// The superblock facts `unsquashfs -s` prints.
     pub fn superblock(&self) -> String {
         self.unsquashfs(&["-s"])
     }
+}
+
+/// `portable-service-builder verify IMAGE [--base BASE]`.
+pub fn verify(image: &Path, base: Option<&Path>) -> Output {
+    let mut cmd = Command::new(BUILDER);
+    cmd.arg("verify").arg(image);
+    if let Some(base) = base {
+        cmd.arg("--base").arg(base);
+    }
+    run(&mut cmd)
+}
+
+/// Asserts that `verify` passed and said `report`.
+#[track_caller]
+pub fn assert_verified(output: &Output, report: &str) {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", stderr(output));
+    assert_eq!(stdout, report);
 }
 
 /// The first `n` whitespace-separated fields of `line`, and the rest of it

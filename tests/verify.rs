@@ -46,7 +46,7 @@ fn store_path(root: &Path, name: &str) -> PathBuf {
 
 #[track_caller]
 fn verify_finds(image: &Path, needles: &[&str]) -> String {
-    let output = builder(&["verify", image.to_str().unwrap()]);
+    let output = verify(image, None);
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert_eq!(output.status.code(), Some(1), "{stdout}{}", stderr(&output));
     assert_contains(&stdout, needles);
@@ -55,16 +55,9 @@ fn verify_finds(image: &Path, needles: &[&str]) -> String {
 
 #[test]
 fn verify_passes_on_good_images() {
-    let image = demo();
-    let output = builder(&["verify", image.to_str().unwrap()]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&output.stdout),
-        "demo_1.0.raw: verified 2 store paths and 1 units\n"
+    assert_verified(
+        &verify(&demo(), None),
+        "demo_1.0.raw: verified 2 store paths and 1 units\n",
     );
 }
 
