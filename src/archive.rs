@@ -90,34 +90,54 @@ impl<W: Write> Writer<W> {
     /// Writes `source`, a store path or an entry inside one, and everything
     /// below it.
     fn store_entry(&mut self, name: &[u8], source: &Path) -> Result<()> {
-        let meta = fs::symlink_metadata(source)
-            .with_context(|| format!("reading {}", source.display()))?;
-        let kind = meta.file_type();
+        let kind = fs::symlink_metadata(source)
+            .with_context(|| format!("reading {}", source.display()))?
+            .file_type();
+        self.store_entry_of_kind(name, source, kind)
+    }
+
+    /// `store_entry` for an entry whose type is known, from its directory's
+    /// listing: what is below a store path costs no lstat, and a file one
+    /// open and one fstat, so the kernel resolves each path once.
+    fn store_entry_of_kind(
+        &mut self,
+        name: &[u8],
+        source: &Path,
+        kind: fs::FileType,
+    ) -> Result<()> {
         if kind.is_symlink() {
             let target = fs::read_link(source)
                 .with_context(|| format!("reading {}", source.display()))?;
             self.tar.symlink(name, target.as_os_str().as_bytes())?;
         } else if kind.is_file() {
-            let executable = meta.permissions().mode() & 0o100 != 0;
-            let mode = if executable { 0o555 } else { 0o444 };
             let mut file = File::open(source)
                 .with_context(|| format!("opening {}", source.display()))?;
+            let meta = file
+                .metadata()
+                .with_context(|| format!("reading {}", source.display()))?;
+            if !meta.is_file() {
+                bail!("{} changed while it was read", source.display());
+            }
+            let executable = meta.permissions().mode() & 0o100 != 0;
+            let mode = if executable { 0o555 } else { 0o444 };
             self.file(name, mode, meta.len(), &mut file)
                 .with_context(|| format!("reading {}", source.display()))?;
         } else if kind.is_dir() {
             self.tar.dir(name, 0o555)?;
             let mut entries = fs::read_dir(source)
                 .and_then(|dir| {
-                    dir.map(|e| e.map(|e| e.file_name()))
-                        .collect::<io::Result<Vec<_>>>()
+                    dir.map(|e| {
+                        e.and_then(|e| Ok((e.file_name(), e.file_type()?)))
+                    })
+                    .collect::<io::Result<Vec<_>>>()
                 })
                 .with_context(|| format!("listing {}", source.display()))?;
-            entries.sort();
-            for entry in entries {
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            for (entry, kind) in entries {
                 let mut child = name.to_vec();
                 child.push(b'/');
                 child.extend_from_slice(entry.as_bytes());
-                self.store_entry(&child, &source.join(&entry))?;
+                self.store_entry_of_kind(&child, &source.join(&entry), kind)?;
             }
         } else {
             bail!(

@@ -87,6 +87,7 @@ fn run(settings: &Settings, tree: &Tree, partial: &Path) -> Result<Stats> {
         .spawn()
         .with_context(|| format!("starting {}", mksquashfs.display()))?;
     let stdin = child.stdin.take().expect("stdin is piped");
+    widen_pipe(&stdin);
     // 1 MiB of buffer keeps the pipe busy with few writes.
     let written =
         archive::write(tree, BufWriter::with_capacity(1 << 20, stdin));
@@ -108,6 +109,19 @@ fn run(settings: &Settings, tree: &Tree, partial: &Path) -> Result<Stats> {
         bail!("{} failed ({status})", mksquashfs.display());
     }
     written.context("writing the archive for mksquashfs")
+}
+
+/// Grows the pipe to mksquashfs from 64 KiB to 1 MiB (Linux's default
+/// limit for unprivileged processes), so that each of the archive's 1 MiB
+/// writes goes in at once instead of waking both sides sixteen times. Only
+/// an optimisation: a failure leaves the pipe as it was.
+fn widen_pipe(pipe: &std::process::ChildStdin) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: F_SETPIPE_SZ on a pipe this process owns changes only its
+    // capacity.
+    unsafe {
+        libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20);
+    }
 }
 
 fn partial_path(image: &Path) -> PathBuf {
