@@ -84,36 +84,36 @@ let
     in
     elemAt chunks 0;
 
-  closure =
-    name: groups:
-    let
-      root = writeText "bench-${name}-root" (concatStringsSep "\n" (map group groups) + "\n");
-    in
+  # The store path that lists each group's chunk 0: the top of a closure.
+  root = name: groups: writeText "bench-${name}-root" (concatStringsSep "\n" (map group groups) + "\n");
+
+  closure = name: groups: {
+    pname = "bench-${name}";
+    version = "1";
+    description = "Benchmark closure ${name}";
+    units = [
+      (writeText "bench-${name}.service" ''
+        [Service]
+        ExecStart=/bin/sh -c 'cat ${root name groups}'
+      '')
+    ];
+  };
+
+  largeGroups = [
     {
-      pname = "bench-${name}";
-      version = "1";
-      description = "Benchmark closure ${name}";
-      units = [
-        (writeText "bench-${name}.service" ''
-          [Service]
-          ExecStart=/bin/sh -c 'cat ${root}'
-        '')
-      ];
-    };
+      name = "large-lib";
+      find = "/usr/lib/x86_64-linux-gnu -path /usr/lib/x86_64-linux-gnu/dri -prune -o \\( -type f -o -type l \\) -print";
+      count = 100;
+    }
+    {
+      name = "large-man";
+      find = "/usr/share/man \\( -type f -o -type l \\) -print";
+      count = 60;
+    }
+  ];
 
   closures = {
-    large = closure "large" [
-      {
-        name = "large-lib";
-        find = "/usr/lib/x86_64-linux-gnu -path /usr/lib/x86_64-linux-gnu/dri -prune -o \\( -type f -o -type l \\) -print";
-        count = 100;
-      }
-      {
-        name = "large-man";
-        find = "/usr/share/man \\( -type f -o -type l \\) -print";
-        count = 60;
-      }
-    ];
+    large = closure "large" largeGroups;
     many = closure "many" [
       {
         name = "many";
@@ -172,7 +172,45 @@ let
   );
 
   concatLists = builtins.concatLists;
+  # bench/layers: a large base (the large closure) and a small service on
+  # top, once as an extension image of the base and once as a single
+  # image holding everything. The nonce changes only the service's program,
+  # as an update of the service would.
+  layers =
+    let
+      largeRoot = root "large" largeGroups;
+      base = host.portableService {
+        pname = "bench-base";
+        version = "1";
+        units = [
+          (writeText "bench-base.service" ''
+            [Service]
+            ExecStart=/bin/sh -c 'cat ${largeRoot}'
+          '')
+        ];
+      };
+      program = host.writeScript "bench-app" ''
+        #!/bin/sh
+        # run ${nonce}
+        exec cat ${largeRoot}
+      '';
+      app = {
+        pname = "bench-app";
+        version = "1";
+        units = [
+          (writeText "bench-app.service" ''
+            [Service]
+            ExecStart=${program}
+          '')
+        ];
+      };
+    in
+    {
+      inherit base;
+      extension = host.portableService (app // { inherit base; });
+      single = host.portableService (app // { contents = [ largeRoot ]; });
+    };
 in
 {
-  inherit images;
+  inherit images layers;
 }
