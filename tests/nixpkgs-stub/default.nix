@@ -76,6 +76,7 @@ let
         # Debian's cc is a link through /etc/alternatives, which the
         # sandbox does not have.
         CC = "gcc";
+        CXX = "g++";
         CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER = "gcc";
         args = [
           "-eu"
