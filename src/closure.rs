@@ -55,14 +55,6 @@ impl Closure {
     pub fn contains(&self, path: &StorePath) -> bool {
         self.paths.contains_key(path)
     }
-
-    pub fn len(&self) -> usize {
-        self.paths.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.paths.is_empty()
-    }
 }
 
 #[cfg(test)]

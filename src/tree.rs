@@ -54,11 +54,6 @@ impl ImagePath {
     pub fn relative(&self) -> String {
         self.0.join("/")
     }
-
-    /// Whether `self` is `other` or lies inside it.
-    pub fn starts_with(&self, other: &ImagePath) -> bool {
-        self.0.starts_with(&other.0)
-    }
 }
 
 impl fmt::Display for ImagePath {
