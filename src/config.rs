@@ -21,7 +21,6 @@ use crate::symlink::Symlink;
 #[derive(Debug)]
 pub struct Config {
     pub pname: String,
-    pub version: String,
     /// `<pname>_<version>.raw`.
     pub file_name: String,
     pub description: Option<String>,
@@ -106,7 +105,6 @@ impl Config {
         };
         Ok(Config {
             pname: attrs.pname,
-            version: attrs.version,
             file_name,
             description,
             homepage,
