@@ -4,23 +4,21 @@ of it, read from the base image itself.
 
 A base is an image this builder made: it records the store paths it holds
 (`/usr/lib/portable-service/closure.json`) and its `SYSEXT_LEVEL`
-(`/etc/os-release`). The extension leaves those paths out and takes that
+(`/etc/os-release`), which `survey` reads back as for `inspect`. The extension leaves those paths out and takes that
 level, so systemd attaches it only to this base. The base's unit names
 matter too: portablectl attaches every unit of the base and of the
 extension that matches the prefix it is given, and on a name clash the
 base's unit wins, so no base unit may match the extension's prefix.
 */
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use crate::description::{self, Description};
-use crate::image::Image;
-use crate::os_release;
-use crate::plan::{EXTENSION_UNIT_DIR, UNIT_DIR};
+use crate::description::Description;
 use crate::store_path::StorePath;
+use crate::survey::Survey;
 use crate::unit_name;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,33 +33,13 @@ pub struct Base {
 impl Base {
     /// Reads the base image at `path`.
     pub fn read(path: &Path) -> Result<Base> {
-        let read = || -> Result<Base> {
-            let image = Image::open(path)?;
-            let os_release = image.read_file(Path::new("/etc/os-release"))?;
-            let description_path = Path::new("/").join(description::PATH);
-            let description = match image.entry(&description_path) {
-                Ok(_) => Some(image.read_file(&description_path)?),
-                Err(_) => None,
-            };
-            let unit_dirs =
-                [UNIT_DIR, EXTENSION_UNIT_DIR].map(|d| Path::new("/").join(d));
-            let units = image
-                .entries()
-                .filter(|e| {
-                    e.path
-                        .parent()
-                        .is_some_and(|p| unit_dirs.iter().any(|d| d == p))
-                })
-                .filter_map(|e| {
-                    e.path.file_name()?.to_str().map(str::to_string)
-                })
-                .collect();
-            let file_name =
-                path.file_name().unwrap_or_default().to_string_lossy();
-            Base::from_files(
-                &file_name,
-                &String::from_utf8_lossy(&os_release),
-                description.as_deref(),
+        let read = || {
+            let survey = Survey::new(path)?;
+            let units = survey.units.iter().map(|u| u.name.clone()).collect();
+            Base::from_parts(
+                &survey.file_name,
+                survey.release.as_ref(),
+                survey.description.as_ref().map_err(String::as_str),
                 units,
             )
         };
@@ -70,26 +48,24 @@ impl Base {
         })
     }
 
-    /// Makes sense of the files read from the base image `image_file_name`:
-    /// its os-release, its closure description (None when it has none) and
-    /// the names in its unit directories.
-    pub fn from_files(
+    /// Makes sense of what was read from the base image
+    /// `image_file_name`: its release data (None when it has none), its
+    /// closure description (or why it could not be read) and the names in
+    /// its unit directories.
+    pub fn from_parts(
         image_file_name: &str,
-        os_release: &str,
-        description: Option<&[u8]>,
+        release: Option<&BTreeMap<String, String>>,
+        description: Result<&Description, &str>,
         units: Vec<String>,
     ) -> Result<Base> {
-        let not_ours = || {
-            format!(
-                "base image {image_file_name} is not a portableService image: \
-                 build the base with portableService"
-            )
+        let not_ours = format!(
+            "base image {image_file_name} is not a portableService image: \
+             build the base with portableService"
+        );
+        let description = match description {
+            Ok(description) => description,
+            Err(why) => bail!("{not_ours}: {why}"),
         };
-        let Some(description) = description else {
-            bail!("{}: it has no /{}", not_ours(), crate::description::PATH);
-        };
-        let description =
-            Description::from_json(description).with_context(not_ours)?;
         if let Some(base) = &description.base {
             bail!(
                 "base image {image_file_name} is itself an extension (of {}): \
@@ -97,9 +73,9 @@ impl Base {
                 base.image_file_name
             );
         }
-        let fields = os_release::parse(os_release);
-        let Some(sysext_level) = fields.get("SYSEXT_LEVEL") else {
-            bail!("{}: its os-release has no SYSEXT_LEVEL", not_ours());
+        let Some(sysext_level) = release.and_then(|r| r.get("SYSEXT_LEVEL"))
+        else {
+            bail!("{not_ours}: its os-release has no SYSEXT_LEVEL");
         };
         Ok(Base {
             image_file_name: image_file_name.to_string(),
@@ -130,15 +106,21 @@ impl Base {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::os_release;
 
     const DESCRIPTION: &[u8] = br#"{"closureVersion":1,"paths":[{"path":"/nix/store/11111111111111111111111111111111-a","narHash":"sha256:0","narSize":1,"references":[]}]}"#;
 
+    fn description(json: &[u8]) -> Description {
+        Description::from_json(json).unwrap()
+    }
+
     #[test]
     fn reads_a_base() {
-        let base = Base::from_files(
+        let release = os_release::parse("ID=nixos\nSYSEXT_LEVEL=abc\n");
+        let base = Base::from_parts(
             "runtime_1.0.raw",
-            "ID=nixos\nSYSEXT_LEVEL=abc\n",
-            Some(DESCRIPTION),
+            Some(&release),
+            Ok(&description(DESCRIPTION)),
             vec!["runtime.service".into()],
         )
         .unwrap();
@@ -152,24 +134,30 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_a_base() {
-        let err = Base::from_files("x_1.raw", "ID=nixos\n", None, vec![])
-            .unwrap_err()
-            .to_string();
+        let release = os_release::parse("ID=nixos\n");
+        let err = Base::from_parts(
+            "x_1.raw",
+            Some(&release),
+            Err("it is missing"),
+            vec![],
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
-            err.contains("x_1.raw is not a portableService image"),
+            err.contains("x_1.raw is not a portableService image: build the base with portableService: it is missing"),
             "{err}"
         );
-        let err = Base::from_files(
+        let err = Base::from_parts(
             "x_1.raw",
-            "ID=nixos\n",
-            Some(DESCRIPTION),
+            Some(&release),
+            Ok(&description(DESCRIPTION)),
             vec![],
         )
         .unwrap_err()
         .to_string();
         assert!(err.contains("has no SYSEXT_LEVEL"), "{err}");
-        let extension = br#"{"closureVersion":1,"paths":[],"base":{"imageFileName":"r_1.raw","sysextLevel":"a","paths":[]}}"#;
-        let err = Base::from_files("x_1.raw", "", Some(extension), vec![])
+        let extension = description(br#"{"closureVersion":1,"paths":[],"base":{"imageFileName":"r_1.raw","sysextLevel":"a","paths":[]}}"#);
+        let err = Base::from_parts("x_1.raw", None, Ok(&extension), vec![])
             .unwrap_err()
             .to_string();
         assert!(err.contains("is itself an extension (of r_1.raw)"), "{err}");
