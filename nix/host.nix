@@ -6,8 +6,8 @@
 #   (import ./nix/host.nix { }).portableService { pname = ...; ... }
 #
 # Its derivations run the host's /bin/sh and /usr/bin tools, so a sandboxed
-# build needs them let in:
-#   --option sandbox true --option extra-sandbox-paths "/bin /usr /lib /lib64"
+# build needs them let in, as scripts/nix-build does with the settings of
+# scripts/nix.conf.
 # The versions of those tools are the host's, not pinned by Nix.
 {
   system ? builtins.currentSystem,

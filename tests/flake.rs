@@ -39,15 +39,13 @@ fn nix_flake(
     stub: &Path,
     args: &[&str],
 ) -> std::process::Output {
-    run(Command::new("nix")
+    run(nix_command("nix")
         .args(["--extra-experimental-features", "nix-command flakes"])
         .args(args)
         .arg("--override-input")
         .arg("nixpkgs")
         .arg(format!("path:{}", stub.display()))
-        .args(NIX_OPTIONS)
-        .args(["--option", "extra-sandbox-paths"])
-        .arg(format!("/bin /usr /lib /lib64 {toolchain}"))
+        .args(["--option", "extra-sandbox-paths", toolchain])
         .current_dir(repo()))
 }
 

@@ -20,18 +20,15 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The options every build gets: the sandbox, with the host's tools let
-/// in for `nix/host.nix`, and no binary cache.
-pub const NIX_OPTIONS: [&str; 6] =
-    ["--option", "substituters", "", "--option", "sandbox", "true"];
-
+/// A Nix command with the settings every build of this project gets
+/// (`scripts/nix.conf`: the sandbox, with the host's tools let in for
+/// `nix/host.nix`, and no binary cache).
 pub fn nix_command(program: &str) -> Command {
+    let conf = repo().join("scripts/nix.conf");
+    let settings = fs::read_to_string(&conf)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", conf.display()));
     let mut cmd = Command::new(program);
-    cmd.args(NIX_OPTIONS).args([
-        "--option",
-        "extra-sandbox-paths",
-        "/bin /usr /lib /lib64",
-    ]);
+    cmd.env("NIX_CONFIG", settings);
     cmd
 }
 
