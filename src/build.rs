@@ -16,7 +16,7 @@ use crate::base::Base;
 use crate::config::Config;
 use crate::cpu_time::CpuTime;
 use crate::tree::Node;
-use crate::{plan, squashfs, units};
+use crate::{mksquashfs, plan, units};
 
 pub fn run(attrs_file: &Path) -> Result<()> {
     let started = Instant::now();
@@ -35,14 +35,14 @@ pub fn run(attrs_file: &Path) -> Result<()> {
     let created_out = !config.out.exists();
     fs::create_dir_all(&config.out)
         .with_context(|| format!("creating {}", config.out.display()))?;
-    let settings = squashfs::Settings {
+    let settings = mksquashfs::Settings {
         mksquashfs: &config.mksquashfs,
         compression: &config.compression,
         block_size: config.block_size,
         processors: processors(),
     };
     let image = config.image_path();
-    let stats = match squashfs::write_image(&settings, &tree, &image) {
+    let stats = match mksquashfs::write_image(&settings, &tree, &image) {
         Ok(stats) => stats,
         Err(err) => {
             if created_out {
