@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use portable_service::compression::{Compression, COMPRESSORS};
 use portable_service::image::{EntryKind, Image};
 use portable_service::nar::{host, writer};
-use portable_service::squashfs::{self, Settings};
+use portable_service::mksquashfs::{self, Settings};
 use portable_service::store_path::StorePath;
 use portable_service::tree::{ImagePath, Node, Tree};
 
@@ -170,7 +170,7 @@ fn digests_store_paths_as_nix_records_them() {
         block_size: 1 << 20,
         processors: 2,
     };
-    squashfs::write_image(&settings, &tree, &path).unwrap();
+    mksquashfs::write_image(&settings, &tree, &path).unwrap();
 
     let image = Image::open(&path).unwrap();
     let inside: Vec<String> =
