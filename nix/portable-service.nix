@@ -405,7 +405,20 @@ let
         || fail "the base image ${base.imageFileName} has the unit '${name}', which matches this extension's prefix '${pname}': portablectl would attach the base's unit too; choose a pname that no unit of the base starts with"
       ) base.unitNames;
 
-  image = derivation {
+  # The image holds its whole closure, so it needs none of it outside: but
+  # Nix scans the output for store path names, which lz4 (and at times the
+  # other compressors) leaves readable, and would keep the closure alive
+  # beside the image and copy it along. unsafeDiscardReferences drops
+  # them. It is stable from Nix 2.18; 2.14 to 2.17 refuse the build
+  # without the experimental feature `discard-references`, and older Nix
+  # ignores it, so it is set only where it works.
+  discardReferences =
+    if builtins.compareVersions builtins.nixVersion "2.18" >= 0 then
+      { unsafeDiscardReferences.out = true; }
+    else
+      { };
+
+  image = derivation (discardReferences // {
     name = "${pname}-img-${version}";
     system = portable-service-builder.system or builtins.currentSystem;
     builder = "${portable-service-builder}/bin/portable-service-builder";
@@ -437,7 +450,7 @@ let
       map (u: u.path) unitEntries
       ++ map (c: storePathOf "contents" c) contents
       ++ map (s: storePathOf "symlink '${s.symlink}' object" s.object) symlinkList;
-  };
+  });
 
   # `portable-service-builder verify` on the image, in a derivation of its
   # own: it builds (its output is the report) only when the image holds its

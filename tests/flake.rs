@@ -1,7 +1,8 @@
-//! flake.nix and the overlay against a small nixpkgs-shaped stub: the
-//! flake evaluates, `packages.default` (the builder, compiled for real
-//! from the committed sources and Cargo.lock) and `demo` build offline, and
-//! `nix flake check` passes.
+//! flake.nix and the overlay against a small nixpkgs-shaped stub, with
+//! nixpkgs' own lib where the Nix running the tests can evaluate it (2.18
+//! and later): the flake evaluates, `packages.default` (the builder,
+//! compiled for real from the committed sources and Cargo.lock) and `demo`
+//! build offline, and `nix flake check` passes.
 
 use std::path::Path;
 use std::process::Command;
@@ -11,13 +12,11 @@ use crate::util::*;
 /// A copy of tests/nixpkgs-stub with the host's Rust toolchain and the
 /// crates this repository needs, vendored.
 fn stub(dir: &Path) -> String {
-    for file in ["flake.nix", "default.nix", "lib.nix"] {
-        std::fs::copy(
-            repo().join("tests/nixpkgs-stub").join(file),
-            dir.join(file),
-        )
-        .unwrap();
-    }
+    let output = run(Command::new("cp")
+        .arg("-r")
+        .arg(repo().join("tests/nixpkgs-stub/."))
+        .arg(dir));
+    assert!(output.status.success(), "cp: {}", stderr(&output));
     let output = run(Command::new("cargo")
         .args(["vendor", "--locked", "--quiet"])
         .arg(dir.join("vendor"))
@@ -53,6 +52,26 @@ fn nix_flake(
 fn flake_builds_and_checks_offline_against_a_stub() {
     let dir = tempfile::tempdir().unwrap();
     let toolchain = stub(dir.path());
+
+    // The lib the stub gives this Nix: nixpkgs' own from 2.18 on.
+    let release = run(Command::new("nix-instantiate")
+        .arg("--eval")
+        .arg("-E")
+        .arg(format!(
+            "(import {}/lib.nix).trivial.release or \"ours\"",
+            dir.path().display()
+        )));
+    assert!(release.status.success(), "{}", stderr(&release));
+    let vendored = std::fs::read_to_string(
+        repo().join("tests/nixpkgs-stub/nixpkgs-lib/lib/.version"),
+    )
+    .unwrap();
+    let expected =
+        if nix_version() >= (2, 18) { vendored.trim() } else { "ours" };
+    assert_eq!(
+        String::from_utf8_lossy(&release.stdout).trim(),
+        format!("\"{expected}\"")
+    );
 
     let output = nix_flake(
         &toolchain,

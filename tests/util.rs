@@ -32,6 +32,14 @@ pub fn nix_command(program: &str) -> Command {
     cmd
 }
 
+/// The version of the Nix the tests run, as (major, minor).
+pub fn nix_version() -> (u32, u32) {
+    let line = run_line("nix-build", &["--version"]);
+    let version = line.rsplit(' ').next().unwrap_or_default();
+    let mut parts = version.split('.').map(|p| p.parse().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
 /// `expr` evaluated with the host package set's attributes in scope
 /// (`portableService`, `writeText`, `runCommand`, `busybox`, ...).
 pub fn with_host(expr: &str) -> String {

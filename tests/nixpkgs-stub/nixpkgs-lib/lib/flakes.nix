@@ -1,0 +1,12 @@
+/**
+  Flake operations.
+*/
+{ lib }:
+{
+
+  inherit (builtins)
+    parseFlakeRef
+    flakeRefToString
+    ;
+
+}
