@@ -28,7 +28,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use portable_service::image::Image;
-use portable_service::nar::{host, NarDigest};
+use portable_service::nix::nar::{host, NarDigest};
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);

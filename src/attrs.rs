@@ -14,9 +14,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use crate::store_path::StorePath;
+use crate::nix::path_info::PathInfo;
 
 pub const ATTRS_VERSION: u32 = 1;
 
@@ -63,16 +63,6 @@ pub struct UnitAttr {
 pub struct SymlinkAttr {
     pub object: String,
     pub symlink: String,
-}
-
-/// One entry of the closure, as Nix describes it.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct PathInfo {
-    pub path: StorePath,
-    pub nar_hash: String,
-    pub nar_size: u64,
-    pub references: Vec<StorePath>,
 }
 
 impl Attrs {

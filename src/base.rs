@@ -17,7 +17,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 
 use crate::description::Description;
-use crate::store_path::StorePath;
+use crate::nix::store_path::StorePath;
 use crate::survey::Survey;
 use crate::unit_name;
 

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
 
-use crate::attrs::PathInfo;
-use crate::store_path::StorePath;
+use crate::nix::path_info::PathInfo;
+use crate::nix::store_path::StorePath;
 
 #[derive(Debug, Default)]
 pub struct Closure {

@@ -15,7 +15,7 @@ use crate::attrs::{Attrs, BaseAttr};
 use crate::closure::Closure;
 use crate::compression::{self, Compression};
 use crate::image_name;
-use crate::store_path::StorePath;
+use crate::nix::store_path::StorePath;
 use crate::symlink::Symlink;
 
 #[derive(Debug)]

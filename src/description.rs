@@ -23,8 +23,8 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::attrs::PathInfo;
-use crate::store_path::StorePath;
+use crate::nix::path_info::PathInfo;
+use crate::nix::store_path::StorePath;
 
 pub const PATH: &str = "usr/lib/portable-service/closure.json";
 pub const VERSION: u32 = 1;

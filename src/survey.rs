@@ -21,9 +21,9 @@ use serde::Serialize;
 
 use crate::description::{self, Description};
 use crate::image::{EntryKind, Image};
+use crate::nix::store_path::StorePath;
 use crate::os_release;
 use crate::plan::EXTENSION_RELEASE_DIR;
-use crate::store_path::StorePath;
 use crate::unit_name;
 
 /// The unit directories portabled reads inside an image, in its order.

@@ -14,7 +14,7 @@ where the extension's units are.
 
 use anyhow::{bail, Context, Result};
 
-use crate::store_path::StorePath;
+use crate::nix::store_path::StorePath;
 use crate::tree::ImagePath;
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
-use crate::store_path::StorePath;
+use crate::nix::store_path::StorePath;
 
 /// A path inside the image, relative to its root.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

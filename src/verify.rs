@@ -27,8 +27,8 @@ use anyhow::{Context, Result};
 
 use crate::description;
 use crate::image::EntryKind;
-use crate::nar;
-use crate::store_path::{StorePath, STORE_DIR};
+use crate::nix::nar;
+use crate::nix::store_path::{StorePath, NIX_STORE_DIR};
 use crate::survey::{Kind, Survey};
 
 const REQUIRED_FILES: [&str; 2] = ["/etc/resolv.conf", "/etc/machine-id"];
@@ -366,7 +366,7 @@ fn units(findings: &mut Findings, image: &Survey, base: Option<&Survey>) {
 /// Every `/nix/store/...` path in `text`, up to the first character that a
 /// path in a unit file would not hold.
 fn store_paths_named(text: &str) -> BTreeSet<String> {
-    let prefix = format!("{STORE_DIR}/");
+    let prefix = format!("{NIX_STORE_DIR}/");
     let mut paths = BTreeSet::new();
     for (start, _) in text.match_indices(&prefix) {
         let end = text[start..]

@@ -5,8 +5,8 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use portable_service::nar::host;
-use portable_service::nixbase32;
+use portable_service::nix::nar::host;
+use portable_service::nix::nixbase32;
 
 use crate::util::{run_line, stdout_of, store_like_tree};
 

@@ -22,8 +22,8 @@ use backhand::{InnerNode, SquashfsFileReader};
 use rayon::prelude::*;
 
 use super::{describe, entry, file_size, Image};
-use crate::nar::writer::{self, Node as NarNode};
-use crate::nar::{NarDigest, NarHasher};
+use crate::nix::nar::writer::{self, Node as NarNode};
+use crate::nix::nar::{NarDigest, NarHasher};
 
 /// The most bytes of small files read ahead at once, per NAR being written.
 const READ_AHEAD_BYTES: u64 = 16 << 20;

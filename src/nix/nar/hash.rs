@@ -15,7 +15,7 @@ use std::io::{self, Write};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
-use crate::nixbase32;
+use crate::nix::nixbase32;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NarDigest {

@@ -11,9 +11,9 @@ use std::fmt;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::nixbase32;
+use crate::nix::nixbase32;
 
-pub const STORE_DIR: &str = "/nix/store";
+pub const NIX_STORE_DIR: &str = "/nix/store";
 
 const DIGEST_LEN: usize = 32;
 const NAME_MAX: usize = 211;
@@ -39,10 +39,10 @@ impl StorePath {
     /// the sub-path (`/sub/path`, or empty).
     pub fn split_absolute_path(path: &str) -> Result<(StorePath, &str)> {
         let Some(rest) = path
-            .strip_prefix(STORE_DIR)
+            .strip_prefix(NIX_STORE_DIR)
             .and_then(|rest| rest.strip_prefix('/'))
         else {
-            bail!("'{path}' is not in the Nix store {STORE_DIR}");
+            bail!("'{path}' is not in the Nix store {NIX_STORE_DIR}");
         };
         let (base_name, sub_path) = match rest.find('/') {
             Some(slash) => rest.split_at(slash),
@@ -92,7 +92,7 @@ impl StorePath {
     }
 
     pub fn to_absolute_path(&self) -> String {
-        format!("{STORE_DIR}/{}", self.base_name)
+        format!("{NIX_STORE_DIR}/{}", self.base_name)
     }
 }
 
@@ -112,7 +112,7 @@ impl Serialize for StorePath {
 
 impl fmt::Display for StorePath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{STORE_DIR}/{}", self.base_name)
+        write!(f, "{NIX_STORE_DIR}/{}", self.base_name)
     }
 }
 
