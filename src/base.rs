@@ -19,7 +19,7 @@ use anyhow::{bail, Context, Result};
 use crate::description::Description;
 use crate::nix::store_path::StorePath;
 use crate::survey::Survey;
-use crate::unit_name;
+use crate::systemd::unit_name;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Base {
@@ -106,7 +106,7 @@ impl Base {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::os_release;
+    use crate::systemd::os_release;
 
     const DESCRIPTION: &[u8] = br#"{"closureVersion":1,"paths":[{"path":"/nix/store/11111111111111111111111111111111-a","narHash":"sha256:0","narSize":1,"references":[]}]}"#;
 

@@ -14,9 +14,9 @@ use anyhow::{bail, Context, Result};
 use crate::attrs::{Attrs, BaseAttr};
 use crate::closure::Closure;
 use crate::compression::{self, Compression};
-use crate::image_name;
 use crate::nix::store_path::StorePath;
 use crate::symlink::Symlink;
+use crate::systemd::image_name;
 
 #[derive(Debug)]
 pub struct Config {

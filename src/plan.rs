@@ -33,7 +33,7 @@ use anyhow::{Context, Result};
 use crate::base::Base;
 use crate::config::Config;
 use crate::description::{self, BaseDescription, Description};
-use crate::os_release::{ExtensionRelease, OsRelease};
+use crate::systemd::os_release::{ExtensionRelease, OsRelease};
 use crate::tree::{Content, ImagePath, Node, Tree};
 use crate::units::Unit;
 

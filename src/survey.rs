@@ -16,15 +16,15 @@ surveyed too.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use serde::Serialize;
 
 use crate::description::{self, Description};
 use crate::image::{EntryKind, Image};
 use crate::nix::store_path::StorePath;
-use crate::os_release;
 use crate::plan::EXTENSION_RELEASE_DIR;
-use crate::unit_name;
+use crate::systemd::unit_name;
+use crate::systemd::{image_name, os_release};
 
 /// The unit directories portabled reads inside an image, in its order.
 pub const UNIT_DIRS: [&str; 5] = [
@@ -88,7 +88,7 @@ impl Survey {
             .unwrap_or_default()
             .to_string_lossy()
             .into_owned();
-        let prefix = prefix_of(&file_name)?;
+        let prefix = image_name::prefix_of(&file_name)?;
 
         let description_path = Path::new("/").join(description::PATH);
         let description = match image.read_file(&description_path) {
@@ -186,26 +186,6 @@ impl Survey {
     }
 }
 
-/// The prefix portablectl derives from an image's file name.
-pub fn prefix_of(file_name: &str) -> Result<String> {
-    let prefix = match file_name.split_once('_') {
-        Some((prefix, _)) => prefix,
-        None => file_name.strip_suffix(".raw").unwrap_or(file_name),
-    };
-    let valid = !prefix.is_empty()
-        && prefix
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
-    if !valid {
-        bail!(
-            "portablectl cannot derive a unit prefix from the image name \
-             '{file_name}': the part before the first '_' must be \
-             [A-Za-z0-9.-]"
-        );
-    }
-    Ok(prefix.to_string())
-}
-
 fn unit_verdict(
     name: &str,
     prefix: &str,
@@ -234,13 +214,4 @@ fn unit_verdict(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn prefixes_as_portablectl_derives_them() {
-        assert_eq!(prefix_of("demo_1.0.raw").unwrap(), "demo");
-        assert_eq!(prefix_of("demo.raw").unwrap(), "demo");
-        assert_eq!(prefix_of("my-app_1_2.raw").unwrap(), "my-app");
-        assert!(prefix_of("_1.raw").is_err());
-        assert!(prefix_of("a b_1.raw").is_err());
-    }
 }

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::config::UnitSource;
-use crate::unit_name;
+use crate::systemd::unit_name;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Unit {

@@ -12,12 +12,18 @@ use anyhow::{bail, Result};
 /// The longest file name Linux accepts.
 const FILE_NAME_MAX: usize = 255;
 
+/// Whether portablectl accepts `prefix` as a unit prefix: the characters
+/// of `extract_prefix()` in its `src/portable/portablectl.c`.
+fn is_prefix(prefix: &str) -> bool {
+    !prefix.is_empty()
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+}
+
 /// Fails unless `pname` can be the image's prefix.
 pub fn check_pname(pname: &str) -> Result<()> {
-    let chars_ok = pname
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
-    if pname.is_empty() || !chars_ok || pname.starts_with(['.', '-']) {
+    if !is_prefix(pname) || pname.starts_with(['.', '-']) {
         bail!(
             "pname '{pname}' is not a valid image prefix: portablectl needs \
              one or more of [A-Za-z0-9.-], starting with a letter or digit \
@@ -56,6 +62,23 @@ pub fn file_name(pname: &str, version: &str) -> Result<String> {
     Ok(name)
 }
 
+/// The unit prefix portablectl derives from an image's file name: the
+/// part before the first `_`, else the name without `.raw`.
+pub fn prefix_of(file_name: &str) -> Result<String> {
+    let prefix = match file_name.split_once('_') {
+        Some((prefix, _)) => prefix,
+        None => file_name.strip_suffix(".raw").unwrap_or(file_name),
+    };
+    if !is_prefix(prefix) {
+        bail!(
+            "portablectl cannot derive a unit prefix from the image name \
+             '{file_name}': the part before the first '_' must be \
+             [A-Za-z0-9.-]"
+        );
+    }
+    Ok(prefix.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,5 +106,14 @@ mod tests {
         }
         let err = file_name(&"a".repeat(250), "1.0").unwrap_err().to_string();
         assert!(err.contains("the limit is 255"), "{err}");
+    }
+
+    #[test]
+    fn prefixes_as_portablectl_derives_them() {
+        assert_eq!(prefix_of("demo_1.0.raw").unwrap(), "demo");
+        assert_eq!(prefix_of("demo.raw").unwrap(), "demo");
+        assert_eq!(prefix_of("my-app_1_2.raw").unwrap(), "my-app");
+        assert!(prefix_of("_1.raw").is_err());
+        assert!(prefix_of("a b_1.raw").is_err());
     }
 }

@@ -1,0 +1,10 @@
+/*!
+What systemd and portabled accept, as their own code decides it: unit
+names and portabled's prefix rule, the image's file name and the prefix
+portablectl derives from it, and os-release files. Both the builder and
+the reader of images apply these rules.
+*/
+
+pub mod image_name;
+pub mod os_release;
+pub mod unit_name;
