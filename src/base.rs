@@ -16,7 +16,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use crate::description::Description;
+use crate::manifest::Manifest;
 use crate::nix::store_path::StorePath;
 use crate::survey::Survey;
 use crate::systemd::unit_name;
@@ -39,7 +39,7 @@ impl Base {
             Base::from_parts(
                 &survey.file_name,
                 survey.release.as_ref(),
-                survey.description.as_ref().map_err(String::as_str),
+                survey.manifest.as_ref().map_err(String::as_str),
                 units,
             )
         };
@@ -55,18 +55,18 @@ impl Base {
     pub fn from_parts(
         image_file_name: &str,
         release: Option<&BTreeMap<String, String>>,
-        description: Result<&Description, &str>,
+        manifest: Result<&Manifest, &str>,
         units: Vec<String>,
     ) -> Result<Base> {
         let not_ours = format!(
             "base image {image_file_name} is not a portableService image: \
              build the base with portableService"
         );
-        let description = match description {
-            Ok(description) => description,
+        let manifest = match manifest {
+            Ok(manifest) => manifest,
             Err(why) => bail!("{not_ours}: {why}"),
         };
-        if let Some(base) = &description.base {
+        if let Some(base) = &manifest.base {
             bail!(
                 "base image {image_file_name} is itself an extension (of {}): \
                  an extension's base must be a full image",
@@ -80,7 +80,7 @@ impl Base {
         Ok(Base {
             image_file_name: image_file_name.to_string(),
             sysext_level: sysext_level.clone(),
-            paths: description.held(),
+            paths: manifest.store_paths(),
             units,
         })
     }
@@ -108,10 +108,10 @@ mod tests {
     use super::*;
     use crate::systemd::os_release;
 
-    const DESCRIPTION: &[u8] = br#"{"closureVersion":1,"paths":[{"path":"/nix/store/11111111111111111111111111111111-a","narHash":"sha256:0","narSize":1,"references":[]}]}"#;
+    const MANIFEST: &[u8] = br#"{"closureVersion":1,"paths":[{"path":"/nix/store/11111111111111111111111111111111-a","narHash":"sha256:0","narSize":1,"references":[]}]}"#;
 
-    fn description(json: &[u8]) -> Description {
-        Description::from_json(json).unwrap()
+    fn manifest(json: &[u8]) -> Manifest {
+        Manifest::from_json(json).unwrap()
     }
 
     #[test]
@@ -120,7 +120,7 @@ mod tests {
         let base = Base::from_parts(
             "runtime_1.0.raw",
             Some(&release),
-            Ok(&description(DESCRIPTION)),
+            Ok(&manifest(MANIFEST)),
             vec!["runtime.service".into()],
         )
         .unwrap();
@@ -150,13 +150,13 @@ mod tests {
         let err = Base::from_parts(
             "x_1.raw",
             Some(&release),
-            Ok(&description(DESCRIPTION)),
+            Ok(&manifest(MANIFEST)),
             vec![],
         )
         .unwrap_err()
         .to_string();
         assert!(err.contains("has no SYSEXT_LEVEL"), "{err}");
-        let extension = description(br#"{"closureVersion":1,"paths":[],"base":{"imageFileName":"r_1.raw","sysextLevel":"a","paths":[]}}"#);
+        let extension = manifest(br#"{"closureVersion":1,"paths":[],"base":{"imageFileName":"r_1.raw","sysextLevel":"a","paths":[]}}"#);
         let err = Base::from_parts("x_1.raw", None, Ok(&extension), vec![])
             .unwrap_err()
             .to_string();

@@ -53,7 +53,7 @@ pub struct Base {
 
 impl Inspection {
     pub fn new(survey: &Survey) -> Inspection {
-        let sizes: BTreeMap<_, _> = match &survey.description {
+        let sizes: BTreeMap<_, _> = match &survey.manifest {
             Ok(d) => {
                 d.paths.iter().map(|i| (i.path.clone(), i.nar_size)).collect()
             }
@@ -81,7 +81,7 @@ impl Inspection {
                 })
                 .collect(),
             base: survey
-                .description
+                .manifest
                 .as_ref()
                 .ok()
                 .and_then(|d| d.base.as_ref())

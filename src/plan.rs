@@ -32,7 +32,7 @@ use anyhow::{Context, Result};
 
 use crate::base::Base;
 use crate::config::Config;
-use crate::description::{self, BaseDescription, Description};
+use crate::manifest::{self, Manifest, ManifestBase};
 use crate::systemd::os_release::{ExtensionRelease, OsRelease};
 use crate::tree::{Content, ImagePath, Node, Tree};
 use crate::units::Unit;
@@ -62,16 +62,16 @@ pub fn plan(
     base: Option<&Base>,
 ) -> Result<Tree> {
     let mut tree = Tree::new();
-    let description = describe(config, base);
+    let manifest = manifest_for(config, base);
     let store_dir = path(STORE_DIR);
-    for info in &description.paths {
+    for info in &manifest.paths {
         let node = Node::StorePath(info.path.clone());
         tree.insert(store_dir.join(info.path.base_name()), node)?;
     }
 
     let unit_dir = match base {
         None => {
-            full_image_files(&mut tree, config, &description)?;
+            full_image_files(&mut tree, config, &manifest)?;
             path(UNIT_DIR)
         }
         Some(base) => {
@@ -96,7 +96,7 @@ pub fn plan(
             .with_context(|| format!("unit '{}'", unit.name))?;
     }
 
-    tree.insert(path(description::PATH), file(description.to_json()))?;
+    tree.insert(path(manifest::PATH), file(manifest.to_json()))?;
 
     for symlink in &config.symlinks {
         let node = Node::Symlink { target: symlink.object.clone() };
@@ -109,17 +109,17 @@ pub fn plan(
 
 /// What the image holds: the whole closure, or for an extension the part
 /// of it its base lacks.
-fn describe(config: &Config, base: Option<&Base>) -> Description {
+fn manifest_for(config: &Config, base: Option<&Base>) -> Manifest {
     let in_base = |p| base.is_some_and(|b| b.paths.contains(p));
-    Description {
-        closure_version: description::VERSION,
+    Manifest {
+        closure_version: manifest::VERSION,
         paths: config
             .closure
             .infos()
             .filter(|i| !in_base(&i.path))
             .cloned()
             .collect(),
-        base: base.map(|b| BaseDescription {
+        base: base.map(|b| ManifestBase {
             image_file_name: b.image_file_name.clone(),
             sysext_level: b.sysext_level.clone(),
             paths: config
@@ -136,14 +136,14 @@ fn describe(config: &Config, base: Option<&Base>) -> Description {
 fn full_image_files(
     tree: &mut Tree,
     config: &Config,
-    description: &Description,
+    manifest: &Manifest,
 ) -> Result<()> {
     tree.insert(path("nix"), Node::Symlink { target: "usr/nix".into() })?;
     let os_release = OsRelease {
         pname: &config.pname,
         description: config.description.as_deref(),
         homepage: config.homepage.as_deref(),
-        sysext_level: &description.sysext_level(),
+        sysext_level: &manifest.sysext_level(),
     };
     tree.insert(path("etc/os-release"), file(os_release.render()))?;
     for empty in EMPTY_FILES {

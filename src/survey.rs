@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::description::{self, Description};
 use crate::image::{EntryKind, Image};
+use crate::manifest::{self, Manifest};
 use crate::nix::store_path::StorePath;
 use crate::plan::EXTENSION_RELEASE_DIR;
 use crate::systemd::unit_name;
@@ -77,7 +77,7 @@ pub struct Survey {
     pub store_dir: PathBuf,
     pub store_paths: Vec<StorePath>,
     /// The closure description, or why it could not be read.
-    pub description: Result<Description, String>,
+    pub manifest: Result<Manifest, String>,
 }
 
 impl Survey {
@@ -90,21 +90,19 @@ impl Survey {
             .into_owned();
         let prefix = image_name::prefix_of(&file_name)?;
 
-        let description_path = Path::new("/").join(description::PATH);
-        let description = match image.read_file(&description_path) {
+        let manifest_path = Path::new("/").join(manifest::PATH);
+        let manifest = match image.read_file(&manifest_path) {
             Ok(bytes) => {
-                Description::from_json(&bytes).map_err(|e| format!("{e:#}"))
+                Manifest::from_json(&bytes).map_err(|e| format!("{e:#}"))
             }
-            Err(_) => {
-                Err(format!("{} is missing", description_path.display()))
-            }
+            Err(_) => Err(format!("{} is missing", manifest_path.display())),
         };
 
         let stem = file_name.strip_suffix(".raw").unwrap_or(&file_name);
         let extension_release = Path::new("/")
             .join(EXTENSION_RELEASE_DIR)
             .join(format!("extension-release.{stem}"));
-        let is_extension = match &description {
+        let is_extension = match &manifest {
             Ok(d) => d.base.is_some(),
             Err(_) => image.entry(Path::new("/etc/os-release")).is_err(),
         };
@@ -171,7 +169,7 @@ impl Survey {
             symlinks,
             store_dir,
             store_paths,
-            description,
+            manifest,
         })
     }
 
@@ -209,9 +207,4 @@ fn unit_verdict(
         }
         _ => Err("not a regular file".into()),
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
 }

@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::description;
 use crate::image::EntryKind;
+use crate::manifest;
 use crate::nix::nar;
 use crate::nix::store_path::{StorePath, NIX_STORE_DIR};
 use crate::survey::{Kind, Survey};
@@ -74,23 +74,18 @@ pub fn verify(image: &Survey, base: Option<&Survey>) -> Vec<Finding> {
 
 /// The store paths against the closure description.
 fn store(findings: &mut Findings, image: &Survey, base: Option<&Survey>) {
-    let description = match &image.description {
-        Ok(description) => description,
+    let manifest = match &image.manifest {
+        Ok(manifest) => manifest,
         Err(why) => {
-            findings.add(format!("/{}", description::PATH), why.clone());
+            findings.add(format!("/{}", manifest::PATH), why.clone());
             return;
         }
     };
-    let held = description.held();
+    let held = manifest.store_paths();
     let in_image: BTreeSet<&StorePath> = image.store_paths.iter().collect();
-    let present: Vec<_> = description
-        .paths
-        .iter()
-        .filter(|i| in_image.contains(&i.path))
-        .collect();
-    for info in
-        description.paths.iter().filter(|i| !in_image.contains(&i.path))
-    {
+    let present: Vec<_> =
+        manifest.paths.iter().filter(|i| in_image.contains(&i.path)).collect();
+    for info in manifest.paths.iter().filter(|i| !in_image.contains(&i.path)) {
         findings.add(
             &info.path,
             "is recorded in the closure description, but not in the image",
@@ -128,8 +123,8 @@ fn store(findings: &mut Findings, image: &Survey, base: Option<&Survey>) {
     }
 
     let left_to_base: BTreeSet<&StorePath> =
-        description.base.iter().flat_map(|b| &b.paths).collect();
-    for info in &description.paths {
+        manifest.base.iter().flat_map(|b| &b.paths).collect();
+    for info in &manifest.paths {
         for reference in &info.references {
             if !in_image.contains(reference)
                 && !left_to_base.contains(reference)
@@ -143,11 +138,11 @@ fn store(findings: &mut Findings, image: &Survey, base: Option<&Survey>) {
             }
         }
     }
-    let (Some(recorded), Some(base)) = (&description.base, base) else {
+    let (Some(recorded), Some(base)) = (&manifest.base, base) else {
         return;
     };
-    let base_held = match &base.description {
-        Ok(d) => d.held(),
+    let base_held = match &base.manifest {
+        Ok(d) => d.store_paths(),
         Err(why) => {
             findings.add(
                 &base.file_name,
@@ -299,7 +294,7 @@ fn units(findings: &mut Findings, image: &Survey, base: Option<&Survey>) {
             ),
         );
     }
-    let left_to_base: BTreeSet<StorePath> = match &image.description {
+    let left_to_base: BTreeSet<StorePath> = match &image.manifest {
         Ok(d) => d.base.iter().flat_map(|b| b.paths.iter().cloned()).collect(),
         Err(_) => BTreeSet::new(),
     };

@@ -1,5 +1,6 @@
 /*!
-The description every image carries of what it holds, at
+The manifest: what every image records of what it holds (its "closure
+description"), at
 `/usr/lib/portable-service/closure.json`:
 
 ```json
@@ -31,22 +32,22 @@ pub const VERSION: u32 = 1;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Description {
+pub struct Manifest {
     pub closure_version: u32,
     pub paths: Vec<PathInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub base: Option<BaseDescription>,
+    pub base: Option<ManifestBase>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct BaseDescription {
+pub struct ManifestBase {
     pub image_file_name: String,
     pub sysext_level: String,
     pub paths: Vec<StorePath>,
 }
 
-impl Description {
+impl Manifest {
     pub fn to_json(&self) -> String {
         let mut json =
             serde_json::to_string(self).expect("a description serialises");
@@ -54,21 +55,21 @@ impl Description {
         json
     }
 
-    pub fn from_json(json: &[u8]) -> Result<Description> {
-        let description: Description = serde_json::from_slice(json)
+    pub fn from_json(json: &[u8]) -> Result<Manifest> {
+        let manifest: Manifest = serde_json::from_slice(json)
             .context("parsing the closure description")?;
-        if description.closure_version != VERSION {
+        if manifest.closure_version != VERSION {
             bail!(
                 "the closure description has version {}, but this builder \
                  reads version {VERSION}",
-                description.closure_version
+                manifest.closure_version
             );
         }
-        Ok(description)
+        Ok(manifest)
     }
 
     /// The store paths the image holds.
-    pub fn held(&self) -> BTreeSet<StorePath> {
+    pub fn store_paths(&self) -> BTreeSet<StorePath> {
         self.paths.iter().map(|info| info.path.clone()).collect()
     }
 
@@ -90,8 +91,8 @@ mod tests {
             .unwrap()
     }
 
-    fn full() -> Description {
-        Description {
+    fn full() -> Manifest {
+        Manifest {
             closure_version: 1,
             paths: vec![PathInfo {
                 path: path("a"),
@@ -107,19 +108,16 @@ mod tests {
     fn round_trips_and_leaves_out_a_missing_base() {
         let json = full().to_json();
         assert!(!json.contains("base"), "{json}");
-        assert_eq!(Description::from_json(json.as_bytes()).unwrap(), full());
+        assert_eq!(Manifest::from_json(json.as_bytes()).unwrap(), full());
         let mut extension = full();
-        extension.base = Some(BaseDescription {
+        extension.base = Some(ManifestBase {
             image_file_name: "runtime_1.0.raw".into(),
             sysext_level: "abc".into(),
             paths: vec![path("b")],
         });
         let json = extension.to_json();
         assert!(json.contains(r#""base":{"imageFileName":"runtime_1.0.raw""#));
-        assert_eq!(
-            Description::from_json(json.as_bytes()).unwrap(),
-            extension
-        );
+        assert_eq!(Manifest::from_json(json.as_bytes()).unwrap(), extension);
     }
 
     #[test]
@@ -136,9 +134,8 @@ mod tests {
 
     #[test]
     fn refuses_other_versions() {
-        let err =
-            Description::from_json(br#"{"closureVersion":2,"paths":[]}"#)
-                .unwrap_err();
+        let err = Manifest::from_json(br#"{"closureVersion":2,"paths":[]}"#)
+            .unwrap_err();
         assert!(err.to_string().contains("has version 2"), "{err}");
     }
 }
