@@ -21,24 +21,18 @@ let
     all
     attrNames
     concatStringsSep
-    elem
     filter
-    foldl'
-    genList
     hasContext
     head
     isAttrs
     isList
     isPath
     isString
-    length
     match
     seq
-    split
     storeDir
     stringLength
     substring
-    tail
     unsafeDiscardStringContext
     ;
 
@@ -68,92 +62,13 @@ let
       substring 0 (stringLength (head m)) s;
 
   # The name a store object has in the store, without its hash.
-  storeName = object: substring 33 (-1) (baseNameOf (unsafeDiscardStringContext "${object}"));
+  storeName = object: head (match "[^-]*-(.*)" (baseNameOf (unsafeDiscardStringContext "${object}")));
 
-  words = s: filter (w: isString w && w != "") (split "[[:space:]]+" s);
+  rules = import ./rules.nix;
+  layout = import ./layout.nix;
 
-  startsWith = prefix: s: substring 0 (stringLength prefix) s == prefix;
-
-  # The rules below are the builder's too (src/unit_name.rs,
-  # src/image_name.rs, src/compression.rs, src/symlink.rs, src/config.rs).
-
-  portableTypes = [
-    "service"
-    "socket"
-    "target"
-    "timer"
-    "path"
-  ];
-  allTypes = portableTypes ++ [
-    "device"
-    "mount"
-    "automount"
-    "swap"
-    "slice"
-    "scope"
-  ];
-  unitNameRe = "[A-Za-z0-9:_.\\-][A-Za-z0-9:_.\\@-]*\\.(${concatStringsSep "|" allTypes})";
-  isUnitName = n: stringLength n <= 255 && match unitNameRe n != null;
-  unitType = n: head (match ".*\\.([^.]*)" n);
-
-  # portabled's prefix_match(): the prefix, then '-', '.', '@' or the end.
-  matchesPrefix =
-    prefix: name:
-    startsWith prefix name
-    && elem (substring (stringLength prefix) 1 name) [
-      ""
-      "-"
-      "."
-      "@"
-    ];
-
-  checkUnitName =
-    prefix: name:
-    if !isUnitName name then
-      fail ''
-        unit '${name}' is not a valid systemd unit name: PREFIX[@[INSTANCE]].TYPE, at most 255 characters of [A-Za-z0-9:_.\@-].''
-    else if !elem (unitType name) portableTypes then
-      fail ''
-        unit '${name}' has type '${unitType name}', which portabled does not attach: the types it attaches are ${concatStringsSep ", " portableTypes}.''
-    else if !(matchesPrefix prefix name) then
-      fail ''
-        unit '${name}' does not match the image prefix '${prefix}': portabled only attaches units named '${prefix}' followed by '.', '-' or '@'.
-          Rename the unit (such as ${prefix}.service, ${prefix}-worker.service, ${prefix}@.service) or change pname.''
-    else
-      true;
-
-  compressors = [
-    "gzip"
-    "lz4"
-    "lzma"
-    "lzo"
-    "xz"
-    "zstd"
-  ];
-
-  blockSizes = genList (i: foldl' (acc: _: acc * 2) 4096 (genList (x: x) i)) 9;
-
-  # "1M", "128K" or "131072" (or an integer) in bytes, or null.
-  parseBlockSize =
-    spec:
-    let
-      m = match "([0-9]{1,8})([KkMm]?)" (toString spec);
-      digits = head m;
-      number = foldl' (acc: i: acc * 10 + builtins.fromJSON (substring i 1 digits)) 0 (
-        genList (i: i) (stringLength digits)
-      );
-      suffix = builtins.elemAt m 1;
-      factor =
-        if suffix == "K" || suffix == "k" then
-          1024
-        else if suffix == "M" || suffix == "m" then
-          1048576
-        else
-          1;
-    in
-    if m == null then null else number * factor;
-
-  isInside = parent: path: startsWith "${parent}/" path;
+  # Turns a rule's message (null when the value is good) into a check.
+  check = message: message == null || fail message;
 
   defaultSquashfsTools = if squashfs-tools != null then squashfs-tools else squashfsTools;
 in
@@ -209,17 +124,6 @@ let
 
   fileName = "${pname}_${version}.raw";
 
-  checkText =
-    field: value:
-    if value == null then
-      true
-    else if !isString value then
-      fail "${field} must be a string or null"
-    else if match "[^[:cntrl:]]*" value == null then
-      fail "${field} ${builtins.toJSON value} has a newline or control character, which an os-release value cannot hold"
-    else
-      true;
-
   # Each entry of `units` as the builder gets it. `checkName` is false for
   # directory derivations, whose unit names only the builder can see.
   unitEntries = map (
@@ -234,7 +138,7 @@ let
         explicitName = false;
         # A name that looks like a unit file is one; NixOS's unit
         # derivations are directories named unit-<name>.
-        checkName = isUnitName name && !(startsWith "unit-" name);
+        checkName = rules.isUnitName name && !(rules.startsWith "unit-" name);
       }
     else if isAttrs u && attrNames u == [
       "file"
@@ -258,134 +162,54 @@ let
 
   unitChecks =
     [ (unitEntries != [ ] || fail "units is empty: an image needs at least one unit") ]
-    ++ map (u: checkUnitName pname u.name) namedUnits
-    ++ map (
-      u:
-      length (filter (v: v.name == u.name) namedUnits) == 1
-      || fail "two units are named '${u.name}'; portabled needs unit names to be unique"
-    ) namedUnits;
+    ++ map (u: check (rules.unitName pname u.name)) namedUnits
+    ++ (
+      let
+        # The first entry of each name.
+        byName = builtins.listToAttrs (
+          map (u: {
+            inherit (u) name;
+            value = u;
+          }) namedUnits
+        );
+      in
+      map (
+        u:
+        byName.${u.name} == u
+        || fail "two units are named '${u.name}': ${byName.${u.name}.path} and ${u.path}"
+      ) namedUnits
+    );
 
   symlinkList = if isList symlinks then symlinks else fail "symlinks must be a list";
 
   isExtension = base != null;
 
-  # Paths the image always has (src/plan.rs); a symlink may not replace
-  # them, nor lie inside the files among them.
-  unitDir = if isExtension then "/usr/lib/systemd/system" else "/etc/systemd/system";
-  scaffoldDirs =
-    [
-      "/usr"
-      "/usr/lib"
-      "/usr/lib/portable-service"
-    ]
-    ++ (
-      if isExtension then
-        [
-          "/usr/lib/systemd"
-          "/usr/lib/systemd/system"
-          "/usr/lib/extension-release.d"
-        ]
-      else
-        [
-          "/etc"
-          "/etc/systemd"
-          "/etc/systemd/system"
-          "/proc"
-          "/sys"
-          "/dev"
-          "/run"
-          "/tmp"
-          "/var"
-          "/var/tmp"
-          "/var/lib"
-          "/var/cache"
-          "/var/log"
-        ]
-    );
-  scaffoldFiles =
-    [ "/usr/lib/portable-service/closure.json" ]
-    ++ (
-      if isExtension then
-        [ "/usr/lib/extension-release.d/extension-release.${pname}_${version}" ]
-      else
-        [
-          "/etc/os-release"
-          "/etc/resolv.conf"
-          "/etc/machine-id"
-        ]
-    );
+  symlinkChecks =
+    map (s: check (rules.symlink isExtension s)) symlinkList
+    ++ [
+      (check (
+        rules.symlinkCollisions (layout.scaffold {
+          extension = isExtension;
+          imageFileName = fileName;
+        }) symlinkList
+      ))
+    ];
 
-  symlinkChecks = map (
-    s:
-    let
-      link = s.symlink or null;
-      components = tail (filter isString (split "/" link));
-    in
-    if !isAttrs s || attrNames s != [
-      "object"
-      "symlink"
-    ] then
-      fail "each symlink must be { object; symlink; }"
-    else if !isString link then
-      fail "symlink must be a string"
-    else if !startsWith "/" link then
-      fail "symlink '${link}' is relative: it must be an absolute path such as '/${link}'"
-    else if link == "/" || elem "" components || elem "." components || elem ".." components then
-      fail "symlink '${link}' is not a normalised path: no empty, '.' or '..' components, no trailing '/'"
-    else if link == "/nix" || isInside "/nix" link || link == "/usr/nix" || isInside "/usr/nix" link then
-      fail "symlink '${link}' lands in /nix or /usr/nix, which hold the image's Nix store"
-    else if isExtension && !(isInside "/usr" link || isInside "/opt" link) then
-      fail "symlink '${link}' is outside /usr and /opt: systemd overlays only those of an extension image on its base"
-    else if isInside unitDir link then
-      fail "symlink '${link}' lands in ${unitDir}, where portabled looks for units: pass units in `units`"
-    else if elem link (scaffoldDirs ++ scaffoldFiles) then
-      fail "symlink '${link}' lands on ${link}, which the image already has"
-    else if builtins.any (f: isInside f link) scaffoldFiles then
-      fail "symlink '${link}' would lie inside a file the image already has"
-    else if length (filter (o: o.symlink or null == link) symlinkList) > 1 then
-      fail "symlink '${link}' is given twice"
-    else if builtins.any (o: isString (o.symlink or null) && isInside o.symlink link) symlinkList then
-      fail "symlink '${link}' would lie inside another symlink"
-    else if !(isStoreObject s.object) then
-      fail "symlink '${link}' points to '${toString s.object}', which must be a path in the Nix store with its dependency known (write \"\${pkgs.foo}/bin/foo\")"
-    else
-      seq (storePathOf "symlink '${link}' object" s.object) true
-  ) symlinkList;
-
-  blockSize = parseBlockSize squash-block-size;
-  compression = words (toString squash-compression);
+  blockSize = rules.parseBlockSize squash-block-size;
+  compression = rules.words (toString squash-compression);
 
   argumentChecks = [
-    (
-      isString pname && match "[A-Za-z0-9][A-Za-z0-9.-]*" pname != null
-      || fail "pname '${toString pname}' is not a valid image prefix: portablectl needs one or more of [A-Za-z0-9.-], starting with a letter or digit (and no '_', which separates the version)"
-    )
-    (
-      isString version && match "[A-Za-z0-9._+-]+" version != null
-      || fail "version '${toString version}' would break the image file name: it must be one or more of [A-Za-z0-9._+-]"
-    )
-    (
-      stringLength fileName <= 255
-      || fail "image file name '${fileName}' is ${toString (stringLength fileName)} bytes long; the limit is 255"
-    )
-    (checkText "description" description)
-    (checkText "homepage" homepage)
+    (check (rules.pname pname))
+    (check (rules.version version))
+    (check (rules.fileName fileName))
+    (check (rules.text "description" description))
+    (check (rules.text "homepage" homepage))
     (
       isList contents && all isStoreObject contents
-      || fail "contents must be a list of derivations or paths"
+      || fail "contents must be a list of derivations or paths, not ${builtins.toJSON (map builtins.typeOf (if isList contents then contents else [ contents ]))}"
     )
-    (
-      compression != [ ] && elem (head compression) compressors
-      || fail "squash-compression '${toString squash-compression}' names an unknown compressor: use one of ${concatStringsSep ", " compressors}"
-    )
-    (
-      all (w: !(startsWith "-" w) || startsWith "-X" w) compression
-      || fail "squash-compression '${toString squash-compression}' has an option that is not the compressor's own: only -X options may follow its name"
-    )
-    (
-      elem blockSize blockSizes
-      || fail "squash-block-size '${toString squash-block-size}' is not a power of two from 4K to 1M (write it in bytes or with a K or M suffix, as in \"128K\")"
-    )
+    (check (rules.compression squash-compression))
+    (check (rules.blockSize squash-block-size))
     (isStoreObject squashfsPackage || fail "squashfsTools must be a package providing bin/mksquashfs")
   ];
 
@@ -401,7 +225,7 @@ let
     else
       map (
         name:
-        !(matchesPrefix pname name)
+        !(rules.matchesPrefix pname name)
         || fail "the base image ${base.imageFileName} has the unit '${name}', which matches this extension's prefix '${pname}': portablectl would attach the base's unit too; choose a pname that no unit of the base starts with"
       ) base.unitNames;
 

@@ -85,10 +85,8 @@ impl Config {
 
         let mut symlinks = Vec::new();
         for s in attrs.symlinks {
-            let symlink = Symlink::new(&s.object, &s.symlink)?;
-            if attrs.base.is_some() {
-                symlink.check_for_extension()?;
-            }
+            let symlink =
+                Symlink::new(&s.object, &s.symlink, attrs.base.is_some())?;
             if !closure.contains(&symlink.object_store_path) {
                 bail!(
                     "symlink '{}' points to '{}', whose store path is not in \
@@ -125,12 +123,17 @@ impl Config {
 }
 
 /// `description` and `homepage` go into os-release, one line each; an
-/// empty value is left out.
-fn text_field(field: &str, value: Option<String>) -> Result<Option<String>> {
+/// empty value is left out. Control characters are ASCII's, as POSIX
+/// regular expressions' `[:cntrl:]` in `nix/rules.nix` sees them.
+pub fn text_field(
+    field: &str,
+    value: Option<String>,
+) -> Result<Option<String>> {
     match value {
-        Some(v) if v.chars().any(char::is_control) => bail!(
-            "{field} {v:?} has a newline or control character, which an \
-             os-release value cannot hold"
+        Some(v) if v.chars().any(|c| c.is_ascii_control()) => bail!(
+            "{field} {} has a newline or control character, which an \
+             os-release value cannot hold",
+            serde_json::Value::from(v)
         ),
         Some(v) if v.is_empty() => Ok(None),
         v => Ok(v),

@@ -22,6 +22,7 @@ pub mod config;
 pub mod cpu_time;
 pub mod image;
 pub mod inspect;
+pub mod layout;
 pub mod manifest;
 pub mod mksquashfs;
 pub mod nix;

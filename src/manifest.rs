@@ -27,7 +27,6 @@ use sha2::{Digest, Sha256};
 use crate::nix::path_info::PathInfo;
 use crate::nix::store_path::StorePath;
 
-pub const PATH: &str = "usr/lib/portable-service/closure.json";
 pub const VERSION: u32 = 1;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -32,38 +32,21 @@ use anyhow::{Context, Result};
 
 use crate::base::Base;
 use crate::config::Config;
+use crate::layout::layout;
 use crate::manifest::{self, Manifest, ManifestBase};
 use crate::systemd::os_release::{ExtensionRelease, OsRelease};
 use crate::tree::{Content, ImagePath, Node, Tree};
 use crate::units::Unit;
-
-pub const STORE_DIR: &str = "usr/nix/store";
-pub const UNIT_DIR: &str = "etc/systemd/system";
-pub const EXTENSION_UNIT_DIR: &str = "usr/lib/systemd/system";
-pub const EXTENSION_RELEASE_DIR: &str = "usr/lib/extension-release.d";
-
-const DIRS: [(&str, u32); 9] = [
-    ("proc", 0o755),
-    ("sys", 0o755),
-    ("dev", 0o755),
-    ("run", 0o755),
-    ("tmp", 0o1777),
-    ("var/tmp", 0o1777),
-    ("var/lib", 0o755),
-    ("var/cache", 0o755),
-    ("var/log", 0o755),
-];
-
-const EMPTY_FILES: [&str; 2] = ["etc/resolv.conf", "etc/machine-id"];
 
 pub fn plan(
     config: &Config,
     units: &[Unit],
     base: Option<&Base>,
 ) -> Result<Tree> {
+    let layout = layout();
     let mut tree = Tree::new();
     let manifest = manifest_for(config, base);
-    let store_dir = path(STORE_DIR);
+    let store_dir = path(&layout.store_dir);
     for info in &manifest.paths {
         let node = Node::StorePath(info.path.clone());
         tree.insert(store_dir.join(info.path.base_name()), node)?;
@@ -72,7 +55,7 @@ pub fn plan(
     let unit_dir = match base {
         None => {
             full_image_files(&mut tree, config, &manifest)?;
-            path(UNIT_DIR)
+            path(&layout.unit_dir)
         }
         Some(base) => {
             let release = ExtensionRelease {
@@ -81,11 +64,9 @@ pub fn plan(
                 homepage: config.homepage.as_deref(),
                 sysext_level: &base.sysext_level,
             };
-            let stem = config.file_name.trim_end_matches(".raw");
-            let name =
-                format!("{EXTENSION_RELEASE_DIR}/extension-release.{stem}");
+            let name = layout.extension_release(&config.file_name);
             tree.insert(path(&name), file(release.render()))?;
-            path(EXTENSION_UNIT_DIR)
+            path(&layout.extension_unit_dir)
         }
     };
     tree.insert(unit_dir.clone(), Node::Dir { mode: 0o755 })?;
@@ -96,13 +77,12 @@ pub fn plan(
             .with_context(|| format!("unit '{}'", unit.name))?;
     }
 
-    tree.insert(path(manifest::PATH), file(manifest.to_json()))?;
+    tree.insert(path(&layout.manifest), file(manifest.to_json()))?;
 
     for symlink in &config.symlinks {
         let node = Node::Symlink { target: symlink.object.clone() };
-        tree.insert(symlink.link.clone(), node).with_context(|| {
-            format!("symlink '{}' -> '{}'", symlink.link, symlink.object)
-        })?;
+        tree.insert(symlink.link.clone(), node)
+            .with_context(|| format!("symlink '{}'", symlink.link))?;
     }
     Ok(tree)
 }
@@ -138,18 +118,23 @@ fn full_image_files(
     config: &Config,
     manifest: &Manifest,
 ) -> Result<()> {
-    tree.insert(path("nix"), Node::Symlink { target: "usr/nix".into() })?;
+    let layout = layout();
+    let link = &layout.store_link;
+    tree.insert(
+        path(&link.path),
+        Node::Symlink { target: link.target.clone() },
+    )?;
     let os_release = OsRelease {
         pname: &config.pname,
         description: config.description.as_deref(),
         homepage: config.homepage.as_deref(),
         sysext_level: &manifest.sysext_level(),
     };
-    tree.insert(path("etc/os-release"), file(os_release.render()))?;
-    for empty in EMPTY_FILES {
+    tree.insert(path(&layout.os_release), file(os_release.render()))?;
+    for empty in &layout.empty_files {
         tree.insert(path(empty), file(String::new()))?;
     }
-    for (dir, mode) in DIRS {
+    for (dir, mode) in layout.mount_points() {
         tree.insert(path(dir), Node::Dir { mode })?;
     }
     Ok(())
@@ -265,12 +250,12 @@ mod tests {
         for (links, message) in [
             (
                 vec!["/etc/os-release"],
-                "symlink '/etc/os-release' -> '{BASH}': '/etc/os-release' is \
+                "symlink '/etc/os-release': '/etc/os-release' is \
                  already in the image, as a file",
             ),
             (
                 vec!["/var/lib"],
-                "symlink '/var/lib' -> '{BASH}': '/var/lib' is already in the \
+                "symlink '/var/lib': '/var/lib' is already in the \
                  image, as a directory",
             ),
             (
@@ -280,7 +265,7 @@ mod tests {
             ),
             (
                 vec!["/bin", "/bin/sh"],
-                "symlink '/bin/sh' -> '{BASH}': '/bin/sh' would lie inside \
+                "symlink '/bin/sh': '/bin/sh' would lie inside \
                  '/bin', which is a symlink to '{BASH}'",
             ),
             (

@@ -20,24 +20,11 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::image::{EntryKind, Image};
-use crate::manifest::{self, Manifest};
+use crate::layout::layout;
+use crate::manifest::Manifest;
 use crate::nix::store_path::StorePath;
-use crate::plan::EXTENSION_RELEASE_DIR;
 use crate::systemd::unit_name;
 use crate::systemd::{image_name, os_release};
-
-/// The unit directories portabled reads inside an image, in its order.
-pub const UNIT_DIRS: [&str; 5] = [
-    "/etc/systemd/system",
-    "/run/systemd/system",
-    "/usr/local/lib/systemd/system",
-    "/usr/lib/systemd/system",
-    "/lib/systemd/system",
-];
-
-/// Where images keep their store: this builder's place first, then the
-/// place other builders use.
-const STORE_DIRS: [&str; 2] = ["/usr/nix/store", "/nix/store"];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -90,37 +77,36 @@ impl Survey {
             .into_owned();
         let prefix = image_name::prefix_of(&file_name)?;
 
-        let manifest_path = Path::new("/").join(manifest::PATH);
-        let manifest = match image.read_file(&manifest_path) {
+        let layout = layout();
+        let manifest_path = Path::new(&layout.manifest);
+        let manifest = match image.read_file(manifest_path) {
             Ok(bytes) => {
                 Manifest::from_json(&bytes).map_err(|e| format!("{e:#}"))
             }
             Err(_) => Err(format!("{} is missing", manifest_path.display())),
         };
 
-        let stem = file_name.strip_suffix(".raw").unwrap_or(&file_name);
-        let extension_release = Path::new("/")
-            .join(EXTENSION_RELEASE_DIR)
-            .join(format!("extension-release.{stem}"));
+        let extension_release =
+            PathBuf::from(layout.extension_release(&file_name));
         let is_extension = match &manifest {
             Ok(d) => d.base.is_some(),
-            Err(_) => image.entry(Path::new("/etc/os-release")).is_err(),
+            Err(_) => image.entry(Path::new(&layout.os_release)).is_err(),
         };
         let (kind, release_path) = if is_extension {
             (Kind::Extension, extension_release)
         } else {
-            (Kind::PortableService, PathBuf::from("/etc/os-release"))
+            (Kind::PortableService, PathBuf::from(&layout.os_release))
         };
         let release = image
             .read_file(&release_path)
             .ok()
             .map(|bytes| os_release::parse(&String::from_utf8_lossy(&bytes)));
 
-        let store_dir = STORE_DIRS
-            .iter()
+        let store_dir = layout
+            .store_dirs()
             .map(PathBuf::from)
             .find(|d| matches!(image.entry(d), Ok(e) if e.kind == EntryKind::Directory))
-            .unwrap_or_else(|| PathBuf::from(STORE_DIRS[0]));
+            .unwrap_or_else(|| PathBuf::from(&layout.store_dir));
 
         let mut units = Vec::new();
         let mut symlinks = Vec::new();
@@ -144,7 +130,11 @@ impl Survey {
                     target: target.into(),
                 });
             }
-            if UNIT_DIRS.iter().any(|d| parent == Path::new(d)) {
+            if layout
+                .portabled_unit_dirs
+                .iter()
+                .any(|d| parent == Path::new(d))
+            {
                 let size = match entry.kind {
                     EntryKind::File { size } => size,
                     _ => 0,

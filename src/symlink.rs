@@ -2,18 +2,19 @@
 The `symlinks` argument: links in the image's root file system to objects
 in the Nix store, for programs that expect `/bin/sh` or `/etc/ssl`.
 
-A link must be an absolute, normalised path outside `/nix` and `/usr/nix`
-(which hold the store) and outside `/etc/systemd/system` (portabled would read a link there
-as a unit, and resolve it against the host). Collisions with the image's
-own files and with other links are found when the tree is planned.
-
-In an extension image a link must lie under `/usr` or `/opt`, the only
-places systemd overlays on the base, and outside `/usr/lib/systemd/system`,
-where the extension's units are.
+A link must be an absolute, normalised path, not at or under one of the
+layout's reserved paths: the store (`/nix`, `/usr/nix`), any directory
+portabled reads units from (it would read a link there as a unit, past
+every check on units, and resolve it against the host), and
+`/usr/lib/os-release`. In an extension image a link must lie under `/usr`
+or `/opt`, the only places systemd overlays on the base. Collisions with
+the image's own files and with other links are found when the tree is
+planned.
 */
 
 use anyhow::{bail, Context, Result};
 
+use crate::layout::layout;
 use crate::nix::store_path::StorePath;
 use crate::tree::ImagePath;
 
@@ -26,7 +27,13 @@ pub struct Symlink {
 }
 
 impl Symlink {
-    pub fn new(object: &str, symlink: &str) -> Result<Symlink> {
+    /// Checks a symlink of a full image, or of an extension image when
+    /// `extension`.
+    pub fn new(
+        object: &str,
+        symlink: &str,
+        extension: bool,
+    ) -> Result<Symlink> {
         if !symlink.starts_with('/') {
             bail!(
                 "symlink '{symlink}' is relative: it must be an absolute path \
@@ -35,56 +42,40 @@ impl Symlink {
         }
         let link = ImagePath::parse(symlink)
             .with_context(|| format!("symlink '{symlink}'"))?;
-        let components = link.components();
-        if components[0] == "nix"
-            || components.starts_with(&["usr".into(), "nix".into()])
+        for reserved in &layout().reserved {
+            if is_at_or_under(symlink, &reserved.path) {
+                bail!(
+                    "symlink '{symlink}' lands in {}, {}",
+                    reserved.path,
+                    reserved.why
+                );
+            }
+        }
+        let Ok((object_store_path, _)) =
+            StorePath::split_absolute_path(object)
+        else {
+            bail!(
+                "symlink '{symlink}' points to '{object}', which must be a \
+                 path in the Nix store"
+            );
+        };
+        let roots = &layout().extension_roots;
+        if extension && !roots.iter().any(|root| is_at_or_under(symlink, root))
         {
             bail!(
-                "symlink '{symlink}' lands in /nix or /usr/nix, which hold \
-                 the image's Nix store"
+                "symlink '{symlink}' is outside {}: systemd overlays only \
+                 those of an extension image on its base",
+                roots.join(" and ")
             );
         }
-        if link
-            .components()
-            .starts_with(&["etc", "systemd", "system"].map(String::from))
-            && link.components().len() > 3
-        {
-            bail!(
-                "symlink '{symlink}' lands in /etc/systemd/system, where \
-                 portabled looks for units: pass units in `units`"
-            );
-        }
-        let (object_store_path, _) = StorePath::split_absolute_path(object)
-            .with_context(|| {
-                format!(
-                    "symlink '{symlink}' points to '{object}', which must be \
-                     a path in the Nix store"
-                )
-            })?;
         Ok(Symlink { link, object: object.to_string(), object_store_path })
     }
+}
 
-    pub fn check_for_extension(&self) -> Result<()> {
-        let components = self.link.components();
-        if components[0] != "usr" && components[0] != "opt" {
-            bail!(
-                "symlink '{}' is outside /usr and /opt: systemd overlays only \
-                 those of an extension image on its base",
-                self.link
-            );
-        }
-        if components.len() > 4
-            && components[..4] == ["usr", "lib", "systemd", "system"]
-        {
-            bail!(
-                "symlink '{}' lands in /usr/lib/systemd/system, where \
-                 portabled looks for an extension's units: pass units in \
-                 `units`",
-                self.link
-            );
-        }
-        Ok(())
-    }
+/// Whether the normalised absolute `path` is `dir` or lies under it.
+fn is_at_or_under(path: &str, dir: &str) -> bool {
+    path.strip_prefix(dir)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 #[cfg(test)]
@@ -95,10 +86,10 @@ mod tests {
 
     #[test]
     fn accepts_links_into_the_store() {
-        let s = Symlink::new(SH, "/bin/sh").unwrap();
+        let s = Symlink::new(SH, "/bin/sh", false).unwrap();
         assert_eq!(s.link.to_string(), "/bin/sh");
         assert_eq!(s.object_store_path.name(), "bash");
-        Symlink::new(SH, "/etc/systemd/user").unwrap();
+        Symlink::new(SH, "/etc/systemd/user", false).unwrap();
     }
 
     #[test]
@@ -109,30 +100,56 @@ mod tests {
             ("/usr/./sh", "not a normalised path"),
             ("/bin/", "not a normalised path"),
             ("/", "not a normalised path"),
-            ("/nix", "lands in /nix"),
-            ("/nix/store/x", "lands in /nix"),
-            ("/usr/nix", "lands in /nix or /usr/nix"),
-            ("/etc/systemd/system/demo.service", "/etc/systemd/system"),
+            ("/nix", "lands in /nix, which holds the image's Nix store"),
+            ("/nix/store/x", "lands in /nix, "),
+            ("/usr/nix", "lands in /usr/nix, "),
         ] {
-            let err = format!("{:#}", Symlink::new(SH, symlink).unwrap_err());
+            let err =
+                format!("{:#}", Symlink::new(SH, symlink, false).unwrap_err());
             assert!(err.contains(rule), "{symlink}: {err}");
             assert!(err.contains(&format!("'{symlink}'")), "{err}");
         }
         let err = format!(
             "{:#}",
-            Symlink::new("/usr/bin/sh", "/bin/sh").unwrap_err()
+            Symlink::new("/usr/bin/sh", "/bin/sh", false).unwrap_err()
         );
         assert!(err.contains("must be a path in the Nix store"), "{err}");
     }
 
+    /// A link in any directory portabled reads units from would put a unit
+    /// in the image past every check on units; one at /usr/lib/os-release
+    /// would stand beside the image's own /etc/os-release.
+    #[test]
+    fn refuses_links_where_portabled_reads_units_or_os_release() {
+        for dir in &layout().portabled_unit_dirs {
+            for symlink in [dir.clone(), format!("{dir}/demo.service")] {
+                let err =
+                    Symlink::new(SH, &symlink, false).unwrap_err().to_string();
+                assert_eq!(
+                    err,
+                    format!(
+                        "symlink '{symlink}' lands in {dir}, where portabled \
+                         looks for units: pass units in `units`"
+                    )
+                );
+            }
+        }
+        let err = Symlink::new(SH, "/usr/lib/os-release", false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lands in /usr/lib/os-release, "), "{err}");
+        Symlink::new(SH, "/usr/lib/systemd/user", false).unwrap();
+        Symlink::new(SH, "/usr/lib/os-release.d", false).unwrap();
+    }
+
     #[test]
     fn extension_links_stay_in_usr_and_opt() {
-        let link = |l| Symlink::new(SH, l).unwrap().check_for_extension();
+        let link = |l| Symlink::new(SH, l, true);
         link("/usr/bin/sh").unwrap();
         link("/opt/app").unwrap();
         let err = link("/bin/sh").unwrap_err().to_string();
         assert!(err.contains("'/bin/sh' is outside /usr and /opt"), "{err}");
-        let err = link("/usr/lib/systemd/system/a.service").unwrap_err();
-        assert!(err.to_string().contains("/usr/lib/systemd/system"), "{err}");
+        let err = link("/optional").unwrap_err().to_string();
+        assert!(err.contains("is outside /usr and /opt"), "{err}");
     }
 }

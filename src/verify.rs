@@ -26,14 +26,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::image::EntryKind;
-use crate::manifest;
+use crate::layout::layout;
 use crate::nix::nar;
 use crate::nix::store_path::{StorePath, NIX_STORE_DIR};
 use crate::survey::{Kind, Survey};
-
-const REQUIRED_FILES: [&str; 2] = ["/etc/resolv.conf", "/etc/machine-id"];
-const REQUIRED_DIRS: [&str; 6] =
-    ["/proc", "/sys", "/dev", "/run", "/tmp", "/var/tmp"];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finding {
@@ -77,7 +73,7 @@ fn store(findings: &mut Findings, image: &Survey, base: Option<&Survey>) {
     let manifest = match &image.manifest {
         Ok(manifest) => manifest,
         Err(why) => {
-            findings.add(format!("/{}", manifest::PATH), why.clone());
+            findings.add(&layout().manifest, why.clone());
             return;
         }
     };
@@ -172,7 +168,7 @@ fn portable_service_rules(findings: &mut Findings, image: &Survey) {
         return;
     };
     release_fields(findings, image, fields);
-    for file in REQUIRED_FILES {
+    for file in &layout().empty_files {
         match image.image.entry(Path::new(file)).map(|e| e.kind) {
             Ok(EntryKind::File { .. }) => {}
             _ => findings.add(
@@ -182,7 +178,7 @@ fn portable_service_rules(findings: &mut Findings, image: &Survey) {
             ),
         }
     }
-    for dir in REQUIRED_DIRS {
+    for (dir, _) in layout().mount_points() {
         match image.image.entry(Path::new(dir)).map(|e| e.kind) {
             Ok(EntryKind::Directory) => {}
             _ => findings.add(
@@ -217,9 +213,10 @@ fn extension_rules(
             );
         }
     }
-    if image.image.entry(Path::new("/usr/lib/os-release")).is_ok() {
+    let usr_os_release = &layout().usr_os_release;
+    if image.image.entry(Path::new(usr_os_release)).is_ok() {
         findings.add(
-            "/usr/lib/os-release",
+            usr_os_release,
             "is in an extension image, which systemd 254 and later refuse",
         );
     }
@@ -282,8 +279,8 @@ fn release_fields(
 fn units(findings: &mut Findings, image: &Survey, base: Option<&Survey>) {
     if image.attached_units().next().is_none() {
         let unit_dir = match image.kind {
-            Kind::PortableService => "/etc/systemd/system",
-            Kind::Extension => "/usr/lib/systemd/system",
+            Kind::PortableService => &layout().unit_dir,
+            Kind::Extension => &layout().extension_unit_dir,
         };
         findings.add(
             unit_dir,

@@ -11,6 +11,9 @@ mod reproducible;
 // Bad input: messages at evaluation time and from the builder.
 mod errors;
 
+// The argument rules and the layout, the same on the Nix and the Rust side.
+mod rules;
+
 // The builder run by hand: its failure modes.
 mod builder;
 

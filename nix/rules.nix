@@ -1,0 +1,288 @@
+# The rules for portableService's arguments, checked at evaluation time:
+# each is a function that returns null when the value is good and otherwise
+# the message that names the value and the rule. portable-service.nix
+# throws them; the builder applies the same rules, with the same words, to
+# what only the build can see (src/systemd/unit_name.rs, image_name.rs,
+# src/build/compression.rs, symlink.rs, config.rs), and
+# tests/data/argument-rules.json holds the cases both sides must agree on.
+#
+# Only builtins are used, so that this evaluates without nixpkgs.
+let
+  inherit (builtins)
+    any
+    concatStringsSep
+    elem
+    elemAt
+    filter
+    foldl'
+    genList
+    hasContext
+    head
+    isAttrs
+    isInt
+    isPath
+    isString
+    length
+    listToAttrs
+    match
+    split
+    storeDir
+    stringLength
+    substring
+    toJSON
+    typeOf
+    unsafeDiscardStringContext
+    ;
+
+  layout = import ./layout.nix;
+
+  startsWith = prefix: s: substring 0 (stringLength prefix) s == prefix;
+
+  # Whether the normalised absolute `path` is `dir` or lies under it.
+  isAtOrUnder = dir: path: path == dir || startsWith "${dir}/" path;
+
+  words = s: filter (w: isString w && w != "") (split "[[:space:]]+" s);
+
+  # The first message of `messages` that is not null, or null.
+  first = messages: foldl' (found: m: if found != null then found else m) null messages;
+
+  portableTypes = [
+    "service"
+    "socket"
+    "target"
+    "timer"
+    "path"
+  ];
+  allTypes = portableTypes ++ [
+    "device"
+    "mount"
+    "automount"
+    "swap"
+    "slice"
+    "scope"
+  ];
+  unitNameRe = "[A-Za-z0-9:_.\\-][A-Za-z0-9:_.\\@-]*\\.(${concatStringsSep "|" allTypes})";
+  unitType = name: head (match ".*\\.([^.]*)" name);
+
+  compressors = [
+    "gzip"
+    "lz4"
+    "lzma"
+    "lzo"
+    "xz"
+    "zstd"
+  ];
+
+  blockSizes = genList (i: foldl' (acc: _: acc * 2) 4096 (genList (x: x) i)) 9;
+
+  # "1M", "128K" or "131072" (or an integer) in bytes, or null.
+  parseBlockSize =
+    spec:
+    let
+      m = match "([0-9]{1,8})([KkMm]?)" (toString spec);
+      digits = head m;
+      number = foldl' (acc: i: acc * 10 + builtins.fromJSON (substring i 1 digits)) 0 (
+        genList (i: i) (stringLength digits)
+      );
+      suffix = elemAt m 1;
+      factor =
+        if suffix == "K" || suffix == "k" then
+          1024
+        else if suffix == "M" || suffix == "m" then
+          1048576
+        else
+          1;
+    in
+    if m == null then null else number * factor;
+
+in
+rec {
+  inherit
+    compressors
+    isAtOrUnder
+    parseBlockSize
+    portableTypes
+    startsWith
+    words
+    ;
+
+  # portabled's prefix_match(): the prefix, then '-', '.', '@' or the end.
+  matchesPrefix =
+    prefix: name:
+    startsWith prefix name
+    && elem (substring (stringLength prefix) 1 name) [
+      ""
+      "-"
+      "."
+      "@"
+    ];
+
+  isUnitName = name: stringLength name <= 255 && match unitNameRe name != null;
+
+  pname =
+    value:
+    if isString value && match "[A-Za-z0-9][A-Za-z0-9.-]*" value != null then
+      null
+    else
+      "pname '${toString value}' is not a valid image prefix: portablectl needs one or more of [A-Za-z0-9.-], starting with a letter or digit (and no '_', which separates the version)";
+
+  version =
+    value:
+    if isString value && match "[A-Za-z0-9._+-]+" value != null then
+      null
+    else
+      "version '${toString value}' would break the image file name: it must be one or more of [A-Za-z0-9._+-]";
+
+  fileName =
+    name:
+    if stringLength name <= 255 then
+      null
+    else
+      "image file name '${name}' is ${toString (stringLength name)} bytes long; the limit is 255";
+
+  unitName =
+    prefix: name:
+    if !isUnitName name then
+      "unit '${name}' is not a valid systemd unit name: PREFIX[@[INSTANCE]].TYPE, at most 255 characters of [A-Za-z0-9:_.\\@-]"
+    else if !elem (unitType name) portableTypes then
+      "unit '${name}' has type '${unitType name}', which portabled does not attach: the types it attaches are ${concatStringsSep ", " portableTypes}"
+    else if !(matchesPrefix prefix name) then
+      "unit '${name}' does not match the image prefix '${prefix}': portabled only attaches units named '${prefix}' followed by '.', '-' or '@' (such as ${prefix}.service, ${prefix}-worker.service, ${prefix}@.service)"
+    else
+      null;
+
+  # `description` and `homepage` go into os-release, one line each.
+  text =
+    field: value:
+    if value == null then
+      null
+    else if !isString value then
+      "${field} must be a string or null, not a ${typeOf value}"
+    else if match "[^[:cntrl:]]*" value == null then
+      "${field} ${toJSON value} has a newline or control character, which an os-release value cannot hold"
+    else
+      null;
+
+  compression =
+    spec:
+    let
+      ws = words (toString spec);
+      compressor = if ws == [ ] then "" else head ws;
+      foreign = filter (w: startsWith "-" w && !(startsWith "-X" w)) ws;
+    in
+    if !elem compressor compressors then
+      "squash-compression '${toString spec}' names an unknown compressor '${compressor}': use one of ${concatStringsSep ", " compressors}"
+    else if foreign != [ ] then
+      "squash-compression '${toString spec}' has the option '${head foreign}': only the compressor's own -X options may follow its name"
+    else
+      null;
+
+  blockSize =
+    spec:
+    if (isString spec || isInt spec) && elem (parseBlockSize spec) blockSizes then
+      null
+    else
+      "squash-block-size '${toString spec}' is not a power of two from 4K to 1M (write it in bytes or with a K or M suffix, as in \"128K\")";
+
+  # One symlink's own rules, in the builder's order: an absolute,
+  # normalised path outside the reserved ones, to an object in the store
+  # whose dependency Nix knows, and in an extension image under /usr or
+  # /opt.
+  symlink =
+    extension: s:
+    let
+      link = s.symlink or null;
+      components = filter isString (split "/" link);
+      reserved = filter (r: isAtOrUnder r.path link) layout.reserved;
+      object = s.object or null;
+      objectString = if isString object || isPath object || isAttrs object then "${object}" else null;
+    in
+    if !isAttrs s || builtins.attrNames s != [ "object" "symlink" ] then
+      "each symlink must be { object; symlink; }, not ${toJSON (if isAttrs s then builtins.attrNames s else typeOf s)}"
+    else if !isString link then
+      "symlink must be a string, not a ${typeOf link}"
+    else if !startsWith "/" link then
+      "symlink '${link}' is relative: it must be an absolute path such as '/${link}'"
+    else if link == "/" || any (c: c == "" || c == "." || c == "..") (builtins.tail components) then
+      "symlink '${link}': '${link}' is not a normalised path: no empty, '.' or '..' components, no trailing '/'"
+    else if reserved != [ ] then
+      "symlink '${link}' lands in ${(head reserved).path}, ${(head reserved).why}"
+    else if objectString == null || match "${storeDir}/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+._?=-]+(/.*)?" (unsafeDiscardStringContext objectString) == null then
+      "symlink '${link}' points to '${toString objectString}', which must be a path in the Nix store"
+    else if !(hasContext objectString || isPath object || isAttrs object) then
+      "symlink '${link}' points to '${objectString}', a store path Nix does not know it depends on: write \"\${pkgs.foo}/bin/foo\", not the path as a plain string"
+    else if extension && !any (root: isAtOrUnder root link) layout.extensionRoots then
+      "symlink '${link}' is outside ${concatStringsSep " and " layout.extensionRoots}: systemd overlays only those of an extension image on its base"
+    else
+      null;
+
+  # Where the symlinks meet each other or what the image always has
+  # (layout.scaffold), as the builder finds it when it adds them to the
+  # image's tree one by one: a symlink may not lie inside a file or an
+  # earlier symlink, nor land where something already is (a directory
+  # made for an earlier symlink too). Each symlink is looked up by its own
+  # path and its ancestors', so this stays near-linear in their number.
+  symlinkCollisions =
+    scaffold: symlinks:
+    let
+      indices = genList (i: i) (length symlinks);
+      # A path's first symlink: its index and what it is, as the builder
+      # describes it.
+      firstLink = listToAttrs (
+        map (i: {
+          name = (elemAt symlinks i).symlink;
+          value = {
+            inherit i;
+            kind = "a symlink to '${(elemAt symlinks i).object}'";
+          };
+        }) indices
+      );
+      # The first symlink below each path, which made it a directory.
+      firstBelow = listToAttrs (
+        builtins.concatMap (
+          i:
+          map (a: {
+            name = a;
+            value = i;
+          }) (layout.ancestors (elemAt symlinks i).symlink)
+        ) indices
+      );
+      scaffoldKind =
+        path:
+        if elem path scaffold.files then
+          "a file"
+        else if elem path scaffold.dirs then
+          "a directory"
+        else if elem path scaffold.symlinks then
+          "a symlink to '${layout.storeLink.target}'"
+        else
+          null;
+      # What `path` is when symlink i is added, or null.
+      kindBefore =
+        i: path:
+        let
+          link = firstLink.${path} or null;
+        in
+        if scaffoldKind path != null then
+          scaffoldKind path
+        else if link != null && link.i < i then
+          link.kind
+        else if (firstBelow.${path} or i) < i then
+          "a directory"
+        else
+          null;
+      check =
+        i:
+        let
+          link = (elemAt symlinks i).symlink;
+          inside = filter (a: !elem (kindBefore i a) [ null "a directory" ]) (layout.ancestors link);
+        in
+        if inside != [ ] then
+          "symlink '${link}': '${link}' would lie inside '${head inside}', which is ${kindBefore i (head inside)}"
+        else if kindBefore i link != null then
+          "symlink '${link}': '${link}' is already in the image, as ${kindBefore i link}"
+        else
+          null;
+    in
+    first (map check indices);
+}
