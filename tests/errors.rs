@@ -26,7 +26,8 @@ macro_rules! refused_at_evaluation {
         $(
             #[test]
             fn $name() {
-                let message = eval_fails(&demo_image(&$arguments));
+                let arguments: String = $arguments;
+                let message = eval_fails(&demo_image(&arguments));
                 assert_contains(
                     &message,
                     &["error: portableService: ", $($needle),+],
