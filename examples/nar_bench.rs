@@ -27,7 +27,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use portable_service::image::Image;
+use portable_service::image::reader::Image;
 use portable_service::nix::nar::{host, NarDigest};
 
 fn main() -> Result<()> {

@@ -10,8 +10,9 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 
-use crate::attrs::Attrs;
-use crate::{build, inspect, verify};
+use crate::build::attrs::Attrs;
+use crate::build;
+use crate::image::{inspect, verify};
 
 const USAGE: &str = "\
 usage: portable-service-builder [build]

@@ -11,26 +11,10 @@ stream written by `archive`.
 on `image` (a squashfs reader) and `nar` (Nix's archive format and hash).
 */
 
-pub mod archive;
-pub mod attrs;
-pub mod base;
 pub mod build;
 pub mod cli;
-pub mod closure;
-pub mod compression;
-pub mod config;
-pub mod cpu_time;
 pub mod image;
-pub mod inspect;
 pub mod layout;
 pub mod manifest;
-pub mod mksquashfs;
 pub mod nix;
-pub mod plan;
-pub mod survey;
-pub mod symlink;
 pub mod systemd;
-pub mod tar;
-pub mod tree;
-pub mod units;
-pub mod verify;

@@ -10,16 +10,16 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use portable_service::attrs::Attrs;
-use portable_service::base::Base;
-use portable_service::compression::{parse_block_size, Compression};
-use portable_service::config::{text_field, Config};
+use portable_service::build::attrs::Attrs;
+use portable_service::build::base::Base;
+use portable_service::build::compression::{parse_block_size, Compression};
+use portable_service::build::config::{text_field, Config};
 use portable_service::manifest::Manifest;
 use portable_service::nix::store_path::StorePath;
-use portable_service::plan;
+use portable_service::build::plan;
 use portable_service::systemd::{image_name, os_release, unit_name};
-use portable_service::tree::Node;
-use portable_service::units::Unit;
+use portable_service::build::tree::Node;
+use portable_service::build::units::Unit;
 use serde_json::{json, Value};
 
 use crate::util::*;
@@ -138,7 +138,7 @@ fn config(
 fn plan_of(
     symlinks: &Value,
     extension: bool,
-) -> anyhow::Result<portable_service::tree::Tree> {
+) -> anyhow::Result<portable_service::build::tree::Tree> {
     let (config, base) = config(symlinks, extension);
     let units = [Unit { name: "demo.service".into(), source: UNIT.into() }];
     plan::plan(&config?, &units, base.as_ref())

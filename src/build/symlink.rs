@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::layout::layout;
 use crate::nix::store_path::StorePath;
-use crate::tree::ImagePath;
+use crate::build::tree::ImagePath;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Symlink {

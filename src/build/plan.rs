@@ -30,13 +30,13 @@ description; and the user's symlinks, which must lie under `/usr` or `/opt`.
 
 use anyhow::{Context, Result};
 
-use crate::base::Base;
-use crate::config::Config;
+use crate::build::base::Base;
+use crate::build::config::Config;
 use crate::layout::layout;
 use crate::manifest::{self, Manifest, ManifestBase};
 use crate::systemd::os_release::{ExtensionRelease, OsRelease};
-use crate::tree::{Content, ImagePath, Node, Tree};
-use crate::units::Unit;
+use crate::build::tree::{Content, ImagePath, Node, Tree};
+use crate::build::units::Unit;
 
 pub fn plan(
     config: &Config,
@@ -151,7 +151,7 @@ fn path(relative: &str) -> ImagePath {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attrs::Attrs;
+    use crate::build::attrs::Attrs;
 
     const BASH: &str = "/nix/store/4nfb4995bpj54nsc3abjm3z60f0nfwgf-bash";
     const UNIT: &str =

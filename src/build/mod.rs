@@ -10,13 +10,26 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use crate::archive::Stats;
-use crate::attrs::Attrs;
-use crate::base::Base;
-use crate::config::Config;
-use crate::cpu_time::CpuTime;
-use crate::tree::Node;
-use crate::{mksquashfs, plan, units};
+use crate::build::stream::Stats;
+use crate::build::attrs::Attrs;
+use crate::build::base::Base;
+use crate::build::config::Config;
+use crate::build::cpu_time::CpuTime;
+use crate::build::tree::Node;
+
+pub mod attrs;
+pub mod base;
+pub mod closure;
+pub mod compression;
+pub mod config;
+pub mod cpu_time;
+pub mod mksquashfs;
+pub mod plan;
+pub mod stream;
+pub mod symlink;
+pub mod tar;
+pub mod tree;
+pub mod units;
 
 pub fn run(attrs_file: &Path) -> Result<()> {
     let started = Instant::now();

@@ -18,7 +18,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::manifest::Manifest;
 use crate::nix::store_path::StorePath;
-use crate::survey::Survey;
+use crate::image::survey::Survey;
 use crate::systemd::unit_name;
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -11,11 +11,11 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
-use crate::attrs::{Attrs, BaseAttr};
-use crate::closure::Closure;
-use crate::compression::{self, Compression};
+use crate::build::attrs::{Attrs, BaseAttr};
+use crate::build::closure::Closure;
+use crate::build::compression::{self, Compression};
 use crate::nix::store_path::StorePath;
-use crate::symlink::Symlink;
+use crate::build::symlink::Symlink;
 use crate::systemd::image_name;
 
 #[derive(Debug)]

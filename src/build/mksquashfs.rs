@@ -17,9 +17,9 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use crate::archive::{self, Stats};
-use crate::compression::Compression;
-use crate::tree::Tree;
+use crate::build::stream::{self, Stats};
+use crate::build::compression::Compression;
+use crate::build::tree::Tree;
 
 pub struct Settings<'a> {
     pub mksquashfs: &'a Path,
@@ -90,7 +90,7 @@ fn run(settings: &Settings, tree: &Tree, partial: &Path) -> Result<Stats> {
     widen_pipe(&stdin);
     // 1 MiB of buffer keeps the pipe busy with few writes.
     let written =
-        archive::write(tree, BufWriter::with_capacity(1 << 20, stdin));
+        stream::write(tree, BufWriter::with_capacity(1 << 20, stdin));
     let mksquashfs_closed_pipe = written.as_ref().is_err_and(|err| {
         err.chain().any(|cause| {
             cause

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::survey::{Kind, Survey, Symlink, UnitFile};
+use crate::image::survey::{Kind, Survey, Symlink, UnitFile};
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -17,8 +17,8 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use crate::tar::TarWriter;
-use crate::tree::{Content, Node, Tree};
+use crate::build::tar::TarWriter;
+use crate::build::tree::{Content, Node, Tree};
 
 /// What went into the stream, for the build summary.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

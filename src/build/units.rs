@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::config::UnitSource;
+use crate::build::config::UnitSource;
 use crate::systemd::unit_name;
 
 #[derive(Clone, Debug, PartialEq, Eq)]

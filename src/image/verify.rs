@@ -25,11 +25,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::image::EntryKind;
+use crate::image::reader::EntryKind;
 use crate::layout::layout;
 use crate::nix::nar;
 use crate::nix::store_path::{StorePath, NIX_STORE_DIR};
-use crate::survey::{Kind, Survey};
+use crate::image::survey::{Kind, Survey};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finding {

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::image::{EntryKind, Image};
+use crate::image::reader::{EntryKind, Image};
 use crate::layout::layout;
 use crate::manifest::Manifest;
 use crate::nix::store_path::StorePath;
