@@ -10,8 +10,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 
-use crate::build::attrs::Attrs;
 use crate::build;
+use crate::build::attrs::Attrs;
 use crate::image::{inspect, verify};
 
 const USAGE: &str = "\

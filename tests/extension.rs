@@ -184,7 +184,7 @@ fn verify_checks_an_extension_against_its_base() {
     for base in [None, Some(base.as_path())] {
         assert_verified(
             &verify(&image, base),
-            "app_2.0.raw: verified 2 store paths and 1 units\n",
+            "app_2.0.raw: verified 2 store paths and 1 unit\n",
         );
     }
 
@@ -206,6 +206,6 @@ fn verify_checks_an_extension_against_its_base() {
     let report = build(&format!("{IMAGES} app.tests.verify"));
     assert_eq!(
         std::fs::read_to_string(report).unwrap(),
-        "app_2.0.raw: verified 2 store paths and 1 units\n"
+        "app_2.0.raw: verified 2 store paths and 1 unit\n"
     );
 }

@@ -7,11 +7,11 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use portable_service::build::compression::{Compression, COMPRESSORS};
-use portable_service::image::reader::{EntryKind, Image};
 use portable_service::build::mksquashfs::{self, Settings};
+use portable_service::build::tree::{ImagePath, Node, Tree};
+use portable_service::image::reader::{EntryKind, Image};
 use portable_service::nix::nar::{host, writer};
 use portable_service::nix::store_path::StorePath;
-use portable_service::build::tree::{ImagePath, Node, Tree};
 
 use crate::util::{run_line, stdout_of, store_like_tree};
 

@@ -11,15 +11,14 @@ use std::collections::BTreeSet;
 use std::process::Command;
 
 use portable_service::build::attrs::Attrs;
-use portable_service::build::base::Base;
+use portable_service::build::base::BaseImage;
 use portable_service::build::compression::{parse_block_size, Compression};
 use portable_service::build::config::{text_field, Config};
-use portable_service::manifest::Manifest;
-use portable_service::nix::store_path::StorePath;
 use portable_service::build::plan;
-use portable_service::systemd::{image_name, os_release, unit_name};
 use portable_service::build::tree::Node;
 use portable_service::build::units::Unit;
+use portable_service::nix::store_path::StorePath;
+use portable_service::systemd::{image_name, unit_name};
 use serde_json::{json, Value};
 
 use crate::util::*;
@@ -87,7 +86,7 @@ fn text(value: &Value) -> String {
 fn config(
     symlinks: &Value,
     extension: bool,
-) -> (anyhow::Result<Config>, Option<Base>) {
+) -> (anyhow::Result<Config>, Option<BaseImage>) {
     let mut closure = vec![UNIT.to_string()];
     for symlink in symlinks.as_array().unwrap() {
         let object = symlink["object"].as_str().unwrap();
@@ -119,18 +118,11 @@ fn config(
     });
     let config =
         Config::from_attrs(serde_json::from_value::<Attrs>(attrs).unwrap());
-    let base = extension.then(|| {
-        let release = os_release::parse("ID=nixos\nSYSEXT_LEVEL=0\n");
-        let manifest =
-            Manifest::from_json(br#"{"closureVersion":1,"paths":[]}"#)
-                .unwrap();
-        Base::from_parts(
-            "runtime_1.0.raw",
-            Some(&release),
-            Ok(&manifest),
-            vec![],
-        )
-        .unwrap()
+    let base = extension.then(|| BaseImage {
+        image_file_name: "runtime_1.0.raw".into(),
+        sysext_level: "0".into(),
+        paths: BTreeSet::new(),
+        units: vec![],
     });
     (config, base)
 }

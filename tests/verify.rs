@@ -57,7 +57,7 @@ fn verify_finds(image: &Path, needles: &[&str]) -> String {
 fn verify_passes_on_good_images() {
     assert_verified(
         &verify(&demo(), None),
-        "demo_1.0.raw: verified 2 store paths and 1 units\n",
+        "demo_1.0.raw: verified 2 store paths and 1 unit\n",
     );
 }
 
@@ -173,7 +173,7 @@ fn tests_verify_builds_its_report() {
     let report = build(&format!("({}).tests.verify", demo_image("")));
     assert_eq!(
         std::fs::read_to_string(report).unwrap(),
-        "demo_1.0.raw: verified 2 store paths and 1 units\n"
+        "demo_1.0.raw: verified 2 store paths and 1 unit\n"
     );
 }
 

@@ -11,18 +11,17 @@ extension that matches the prefix it is given, and on a name clash the
 base's unit wins, so no base unit may match the extension's prefix.
 */
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use crate::manifest::Manifest;
+use crate::image::survey::{self, Facts};
 use crate::nix::store_path::StorePath;
-use crate::image::survey::Survey;
 use crate::systemd::unit_name;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Base {
+pub struct BaseImage {
     pub image_file_name: String,
     pub sysext_level: String,
     /// The store paths the base holds.
@@ -30,58 +29,48 @@ pub struct Base {
     pub units: Vec<String>,
 }
 
-impl Base {
+impl BaseImage {
     /// Reads the base image at `path`.
-    pub fn read(path: &Path) -> Result<Base> {
+    pub fn read(path: &Path) -> Result<BaseImage> {
         let read = || {
-            let survey = Survey::new(path)?;
-            let units = survey.units.iter().map(|u| u.name.clone()).collect();
-            Base::from_parts(
-                &survey.file_name,
-                survey.release.as_ref(),
-                survey.manifest.as_ref().map_err(String::as_str),
-                units,
-            )
+            let (_, facts) = survey::open(path)?;
+            BaseImage::from_facts(&facts)
         };
         read().with_context(|| {
             format!("reading the base image {}", path.display())
         })
     }
 
-    /// Makes sense of what was read from the base image
-    /// `image_file_name`: its release data (None when it has none), its
-    /// closure description (or why it could not be read) and the names in
-    /// its unit directories.
-    pub fn from_parts(
-        image_file_name: &str,
-        release: Option<&BTreeMap<String, String>>,
-        manifest: Result<&Manifest, &str>,
-        units: Vec<String>,
-    ) -> Result<Base> {
+    /// Makes sense of what was read from a base image: its release data,
+    /// its manifest and the names in its unit directories.
+    pub fn from_facts(facts: &Facts) -> Result<BaseImage> {
         let not_ours = format!(
-            "base image {image_file_name} is not a portableService image: \
-             build the base with portableService"
+            "base image {} is not a portableService image: build the base \
+             with portableService",
+            facts.image
         );
-        let manifest = match manifest {
+        let manifest = match &facts.manifest {
             Ok(manifest) => manifest,
             Err(why) => bail!("{not_ours}: {why}"),
         };
         if let Some(base) = &manifest.base {
             bail!(
-                "base image {image_file_name} is itself an extension (of {}): \
-                 an extension's base must be a full image",
+                "base image {} is itself an extension (of {}): an \
+                 extension's base must be a full image",
+                facts.image,
                 base.image_file_name
             );
         }
-        let Some(sysext_level) = release.and_then(|r| r.get("SYSEXT_LEVEL"))
-        else {
+        let sysext_level =
+            facts.release.as_ref().ok().and_then(|r| r.get("SYSEXT_LEVEL"));
+        let Some(sysext_level) = sysext_level else {
             bail!("{not_ours}: its os-release has no SYSEXT_LEVEL");
         };
-        Ok(Base {
-            image_file_name: image_file_name.to_string(),
+        Ok(BaseImage {
+            image_file_name: facts.image.clone(),
             sysext_level: sysext_level.clone(),
             paths: manifest.store_paths(),
-            units,
+            units: facts.units.iter().map(|u| u.name.clone()).collect(),
         })
     }
 
@@ -106,24 +95,17 @@ impl Base {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::systemd::os_release;
+    use crate::image::survey::fixture;
 
     const MANIFEST: &[u8] = br#"{"closureVersion":1,"paths":[{"path":"/nix/store/11111111111111111111111111111111-a","narHash":"sha256:0","narSize":1,"references":[]}]}"#;
 
-    fn manifest(json: &[u8]) -> Manifest {
-        Manifest::from_json(json).unwrap()
-    }
-
     #[test]
     fn reads_a_base() {
-        let release = os_release::parse("ID=nixos\nSYSEXT_LEVEL=abc\n");
-        let base = Base::from_parts(
-            "runtime_1.0.raw",
-            Some(&release),
-            Ok(&manifest(MANIFEST)),
-            vec!["runtime.service".into()],
-        )
-        .unwrap();
+        let mut facts =
+            fixture::facts("ID=nixos\nSYSEXT_LEVEL=abc\n", MANIFEST);
+        facts.image = "runtime_1.0.raw".into();
+        facts.units[0].name = "runtime.service".into();
+        let base = BaseImage::from_facts(&facts).unwrap();
         assert_eq!(base.sysext_level, "abc");
         assert_eq!(base.paths.len(), 1);
         base.check_prefix("app").unwrap();
@@ -134,32 +116,23 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_a_base() {
-        let release = os_release::parse("ID=nixos\n");
-        let err = Base::from_parts(
-            "x_1.raw",
-            Some(&release),
-            Err("it is missing"),
-            vec![],
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("x_1.raw is not a portableService image: build the base with portableService: it is missing"),
-            "{err}"
+        let mut facts = fixture::facts("ID=nixos\n", MANIFEST);
+        facts.image = "x_1.raw".into();
+        facts.manifest = Err("it is missing".into());
+        let err = BaseImage::from_facts(&facts).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "base image x_1.raw is not a portableService image: build the \
+             base with portableService: it is missing"
         );
-        let err = Base::from_parts(
-            "x_1.raw",
-            Some(&release),
-            Ok(&manifest(MANIFEST)),
-            vec![],
-        )
-        .unwrap_err()
-        .to_string();
+        let facts = fixture::facts("ID=nixos\n", MANIFEST);
+        let err = BaseImage::from_facts(&facts).unwrap_err().to_string();
         assert!(err.contains("has no SYSEXT_LEVEL"), "{err}");
-        let extension = manifest(br#"{"closureVersion":1,"paths":[],"base":{"imageFileName":"r_1.raw","sysextLevel":"a","paths":[]}}"#);
-        let err = Base::from_parts("x_1.raw", None, Ok(&extension), vec![])
-            .unwrap_err()
-            .to_string();
+        let extension = fixture::facts(
+            "ID=nixos\nSYSEXT_LEVEL=a\n",
+            br#"{"closureVersion":1,"paths":[],"base":{"imageFileName":"r_1.raw","sysextLevel":"a","paths":[]}}"#,
+        );
+        let err = BaseImage::from_facts(&extension).unwrap_err().to_string();
         assert!(err.contains("is itself an extension (of r_1.raw)"), "{err}");
     }
 }

@@ -14,8 +14,8 @@ use anyhow::{bail, Context, Result};
 use crate::build::attrs::{Attrs, BaseAttr};
 use crate::build::closure::Closure;
 use crate::build::compression::{self, Compression};
-use crate::nix::store_path::StorePath;
 use crate::build::symlink::Symlink;
+use crate::nix::store_path::StorePath;
 use crate::systemd::image_name;
 
 #[derive(Debug)]

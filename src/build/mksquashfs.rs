@@ -17,8 +17,8 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use crate::build::stream::{self, Stats};
 use crate::build::compression::Compression;
+use crate::build::stream::{self, Stats};
 use crate::build::tree::Tree;
 
 pub struct Settings<'a> {

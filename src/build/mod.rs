@@ -10,11 +10,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use crate::build::stream::Stats;
 use crate::build::attrs::Attrs;
-use crate::build::base::Base;
+use crate::build::base::BaseImage;
 use crate::build::config::Config;
 use crate::build::cpu_time::CpuTime;
+use crate::build::stream::Stats;
 use crate::build::tree::Node;
 
 pub mod attrs;
@@ -36,7 +36,7 @@ pub fn run(attrs_file: &Path) -> Result<()> {
     let config = Config::from_attrs(Attrs::read(attrs_file)?)?;
     let base = match &config.base {
         Some(base) => {
-            let base = Base::read(&base.image)?;
+            let base = BaseImage::read(&base.image)?;
             base.check_prefix(&config.pname)?;
             Some(base)
         }

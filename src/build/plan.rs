@@ -30,18 +30,18 @@ description; and the user's symlinks, which must lie under `/usr` or `/opt`.
 
 use anyhow::{Context, Result};
 
-use crate::build::base::Base;
+use crate::build::base::BaseImage;
 use crate::build::config::Config;
+use crate::build::tree::{Content, ImagePath, Node, Tree};
+use crate::build::units::Unit;
 use crate::layout::layout;
 use crate::manifest::{self, Manifest, ManifestBase};
 use crate::systemd::os_release::{ExtensionRelease, OsRelease};
-use crate::build::tree::{Content, ImagePath, Node, Tree};
-use crate::build::units::Unit;
 
 pub fn plan(
     config: &Config,
     units: &[Unit],
-    base: Option<&Base>,
+    base: Option<&BaseImage>,
 ) -> Result<Tree> {
     let layout = layout();
     let mut tree = Tree::new();
@@ -89,7 +89,7 @@ pub fn plan(
 
 /// What the image holds: the whole closure, or for an extension the part
 /// of it its base lacks.
-fn manifest_for(config: &Config, base: Option<&Base>) -> Manifest {
+fn manifest_for(config: &Config, base: Option<&BaseImage>) -> Manifest {
     let in_base = |p| base.is_some_and(|b| b.paths.contains(p));
     Manifest {
         closure_version: manifest::VERSION,

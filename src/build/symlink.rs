@@ -14,9 +14,9 @@ planned.
 
 use anyhow::{bail, Context, Result};
 
+use crate::build::tree::ImagePath;
 use crate::layout::layout;
 use crate::nix::store_path::StorePath;
-use crate::build::tree::ImagePath;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Symlink {

@@ -1,19 +1,21 @@
 /*!
-What an image holds, read back from the image itself: its kind, its
-release data, its unit files with portabled's verdict on each, its
-symlinks, its store paths and its closure description. `inspect` shows a
-survey; `verify` checks one.
+What an image holds, read back from the image itself: `Facts`, a plain
+value that `inspect` shows as it is and `verify`'s rules check, gathered
+from an open image by `survey`.
 
+The facts are its kind, its release data, its unit files with portabled's
+verdict on each and the store paths each names, its symlinks, its store
+paths and its manifest, and what the paths the layout fixes are in it.
 The unit prefix is derived from the file name as portablectl derives it
 (cut at the first `_`, else `.raw` stripped). Unit files are looked for
 where portabled looks for them inside an image, and judged by its rules: a
 valid name of one of the five types it attaches, starting with the prefix
 followed by `-`, `.`, `@` (or nothing), and a non-empty regular file.
-Images other builders made (a real `/nix/store`, no description) can be
+Images other builders made (a real `/nix/store`, no manifest) can be
 surveyed too.
 */
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -21,19 +23,28 @@ use serde::Serialize;
 
 use crate::image::reader::{EntryKind, Image};
 use crate::layout::layout;
-use crate::manifest::Manifest;
-use crate::nix::store_path::StorePath;
-use crate::systemd::unit_name;
-use crate::systemd::{image_name, os_release};
+use crate::manifest::{Manifest, ManifestBase};
+use crate::nix::store_path::{StorePath, NIX_STORE_DIR};
+use crate::systemd::{image_name, os_release, unit_name};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Kind {
+pub enum ImageKind {
     PortableService,
     Extension,
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// What an entry of the image is, as far as the rules care.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EntryType {
+    Directory,
+    File,
+    Symlink,
+    Other,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UnitFile {
     pub name: String,
@@ -41,128 +52,67 @@ pub struct UnitFile {
     pub size: u64,
     /// None when portabled would attach it, else why it would not.
     pub ignored_because: Option<String>,
+    /// The `/nix/store/...` paths its text names (read only for the units
+    /// portabled attaches).
+    pub names: BTreeSet<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
-pub struct Symlink {
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ImageSymlink {
     pub path: PathBuf,
     pub target: PathBuf,
 }
 
-pub struct Survey {
-    pub image: Image,
-    pub file_name: String,
-    pub prefix: String,
-    pub kind: Kind,
-    /// `/etc/os-release`, or an extension's release file.
-    pub release_path: PathBuf,
-    /// None when the release file is missing.
-    pub release: Option<BTreeMap<String, String>>,
-    pub units: Vec<UnitFile>,
-    pub symlinks: Vec<Symlink>,
-    /// Where the image keeps its store, and the store paths found there.
-    pub store_dir: PathBuf,
-    pub store_paths: Vec<StorePath>,
-    /// The closure description, or why it could not be read.
-    pub manifest: Result<Manifest, String>,
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StorePathFacts {
+    pub path: StorePath,
+    /// The NAR size the manifest records, if it does.
+    pub nar_size: Option<u64>,
 }
 
-impl Survey {
-    pub fn new(path: &Path) -> Result<Survey> {
-        let image = Image::open(path)?;
-        let file_name = path
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
-        let prefix = image_name::prefix_of(&file_name)?;
+/// Everything `inspect` shows and `verify`'s rules need, without the open
+/// image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Facts {
+    /// The image's file name.
+    pub image: String,
+    pub kind: ImageKind,
+    pub prefix: String,
+    /// As `mksquashfs -comp` names it.
+    pub compressor: String,
+    pub block_size: u32,
+    pub image_size: u64,
+    /// `/etc/os-release`, or an extension's release file.
+    pub release_file: PathBuf,
+    /// The release data, or why there is none.
+    #[serde(serialize_with = "ok_or_null")]
+    pub release: Result<BTreeMap<String, String>, String>,
+    pub units: Vec<UnitFile>,
+    pub symlinks: Vec<ImageSymlink>,
+    /// Where the image keeps its store, and the store paths found there.
+    pub store_dir: PathBuf,
+    pub store_paths: Vec<StorePathFacts>,
+    /// For an extension: its base, and the store paths left to it.
+    pub base: Option<ManifestBase>,
+    /// The manifest, or why it could not be read.
+    #[serde(skip)]
+    pub manifest: Result<Manifest, String>,
+    /// What each path the layout fixes (mount points, empty files,
+    /// `/usr/lib/os-release`) is in the image, if it is there.
+    #[serde(skip)]
+    pub fixed_paths: BTreeMap<String, EntryType>,
+}
 
-        let layout = layout();
-        let manifest_path = Path::new(&layout.manifest);
-        let manifest = match image.read_file(manifest_path) {
-            Ok(bytes) => {
-                Manifest::from_json(&bytes).map_err(|e| format!("{e:#}"))
-            }
-            Err(_) => Err(format!("{} is missing", manifest_path.display())),
-        };
+fn ok_or_null<S: serde::Serializer>(
+    value: &Result<BTreeMap<String, String>, String>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    value.as_ref().ok().serialize(s)
+}
 
-        let extension_release =
-            PathBuf::from(layout.extension_release(&file_name));
-        let is_extension = match &manifest {
-            Ok(d) => d.base.is_some(),
-            Err(_) => image.entry(Path::new(&layout.os_release)).is_err(),
-        };
-        let (kind, release_path) = if is_extension {
-            (Kind::Extension, extension_release)
-        } else {
-            (Kind::PortableService, PathBuf::from(&layout.os_release))
-        };
-        let release = image
-            .read_file(&release_path)
-            .ok()
-            .map(|bytes| os_release::parse(&String::from_utf8_lossy(&bytes)));
-
-        let store_dir = layout
-            .store_dirs()
-            .map(PathBuf::from)
-            .find(|d| matches!(image.entry(d), Ok(e) if e.kind == EntryKind::Directory))
-            .unwrap_or_else(|| PathBuf::from(&layout.store_dir));
-
-        let mut units = Vec::new();
-        let mut symlinks = Vec::new();
-        let mut store_paths = Vec::new();
-        for entry in image.entries() {
-            let parent = entry.path.parent().unwrap_or(Path::new("/"));
-            let name =
-                entry.path.file_name().unwrap_or_default().to_string_lossy();
-            if parent == store_dir {
-                if let Ok(p) = StorePath::from_base_name(&name) {
-                    store_paths.push(p);
-                }
-                continue;
-            }
-            if entry.path.starts_with(&store_dir) {
-                continue;
-            }
-            if let EntryKind::Symlink { target } = entry.kind {
-                symlinks.push(Symlink {
-                    path: entry.path.into(),
-                    target: target.into(),
-                });
-            }
-            if layout
-                .portabled_unit_dirs
-                .iter()
-                .any(|d| parent == Path::new(d))
-            {
-                let size = match entry.kind {
-                    EntryKind::File { size } => size,
-                    _ => 0,
-                };
-                let verdict = unit_verdict(&name, &prefix, &entry.kind, size);
-                units.push(UnitFile {
-                    name: name.into_owned(),
-                    path: entry.path.into(),
-                    size,
-                    ignored_because: verdict.err(),
-                });
-            }
-        }
-        Ok(Survey {
-            image,
-            file_name,
-            prefix,
-            kind,
-            release_path,
-            release,
-            units,
-            symlinks,
-            store_dir,
-            store_paths,
-            manifest,
-        })
-    }
-
+impl Facts {
     /// The units portabled would attach with the image's prefix.
     pub fn attached_units(&self) -> impl Iterator<Item = &UnitFile> {
         self.units.iter().filter(|u| u.ignored_because.is_none())
@@ -171,6 +121,150 @@ impl Survey {
     /// Where the store path `path` is in the image.
     pub fn image_path_of(&self, path: &StorePath) -> PathBuf {
         self.store_dir.join(path.base_name())
+    }
+
+    pub fn holds(&self, path: &StorePath) -> bool {
+        self.store_paths.iter().any(|p| &p.path == path)
+    }
+}
+
+/// Opens the image at `path` and surveys it.
+pub fn open(path: &Path) -> Result<(Image, Facts)> {
+    let image = Image::open(path)?;
+    let file_name =
+        path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+    let facts = survey(&image, &file_name)?;
+    Ok((image, facts))
+}
+
+/// The facts of `image`, whose file is called `file_name`.
+pub fn survey(image: &Image, file_name: &str) -> Result<Facts> {
+    let layout = layout();
+    let prefix = image_name::prefix_of(file_name)?;
+
+    let manifest = read(image, &layout.manifest).and_then(|bytes| {
+        Manifest::from_json(&bytes).map_err(|e| format!("{e:#}"))
+    });
+    let is_extension = match &manifest {
+        Ok(m) => m.base.is_some(),
+        Err(_) => image.entry(Path::new(&layout.os_release)).is_err(),
+    };
+    let (kind, release_file) = if is_extension {
+        (ImageKind::Extension, layout.extension_release(file_name))
+    } else {
+        (ImageKind::PortableService, layout.os_release.clone())
+    };
+    let release = read(image, &release_file)
+        .map(|bytes| os_release::parse(&String::from_utf8_lossy(&bytes)));
+
+    let store_dir = layout
+        .store_dirs()
+        .map(PathBuf::from)
+        .find(|d| {
+            matches!(image.entry(d), Ok(e) if e.kind == EntryKind::Directory)
+        })
+        .unwrap_or_else(|| PathBuf::from(&layout.store_dir));
+    let sizes: BTreeMap<&StorePath, u64> = match &manifest {
+        Ok(m) => m.paths.iter().map(|i| (&i.path, i.nar_size)).collect(),
+        Err(_) => BTreeMap::new(),
+    };
+
+    let mut units = Vec::new();
+    let mut symlinks = Vec::new();
+    let mut store_paths = Vec::new();
+    for entry in image.entries() {
+        let parent = entry.path.parent().unwrap_or(Path::new("/"));
+        let name =
+            entry.path.file_name().unwrap_or_default().to_string_lossy();
+        if parent == store_dir {
+            if let Ok(path) = StorePath::from_base_name(&name) {
+                let nar_size = sizes.get(&path).copied();
+                store_paths.push(StorePathFacts { path, nar_size });
+            }
+            continue;
+        }
+        if entry.path.starts_with(&store_dir) {
+            continue;
+        }
+        if let EntryKind::Symlink { target } = entry.kind {
+            symlinks.push(ImageSymlink {
+                path: entry.path.into(),
+                target: target.into(),
+            });
+        }
+        if layout.portabled_unit_dirs.iter().any(|d| parent == Path::new(d)) {
+            let size = match entry.kind {
+                EntryKind::File { size } => size,
+                _ => 0,
+            };
+            let verdict = unit_verdict(&name, &prefix, &entry.kind, size);
+            let names = match verdict {
+                Ok(()) => read(image, &entry.path.to_string_lossy())
+                    .map(|text| {
+                        store_paths_named(&String::from_utf8_lossy(&text))
+                    })
+                    .unwrap_or_default(),
+                Err(_) => BTreeSet::new(),
+            };
+            units.push(UnitFile {
+                name: name.into_owned(),
+                path: entry.path.into(),
+                size,
+                ignored_because: verdict.err(),
+                names,
+            });
+        }
+    }
+
+    let fixed_paths = layout
+        .mount_points()
+        .map(|(path, _)| path)
+        .chain(layout.empty_files.iter().map(String::as_str))
+        .chain([layout.usr_os_release.as_str()])
+        .filter_map(|path| {
+            let entry = image.entry(Path::new(path)).ok()?;
+            Some((path.to_string(), entry_type(&entry.kind)))
+        })
+        .collect();
+
+    let superblock = image.superblock();
+    Ok(Facts {
+        image: file_name.to_string(),
+        kind,
+        prefix,
+        compressor: superblock.compressor.to_string(),
+        block_size: superblock.block_size,
+        image_size: superblock.file_size,
+        release_file: PathBuf::from(release_file),
+        release,
+        units,
+        symlinks,
+        store_dir,
+        store_paths,
+        base: manifest.as_ref().ok().and_then(|m| m.base.clone()),
+        manifest,
+        fixed_paths,
+    })
+}
+
+/// The file at `path`, or why it cannot be had: missing, not a file, or
+/// unreadable.
+fn read(image: &Image, path: &str) -> Result<Vec<u8>, String> {
+    match image.entry(Path::new(path)).map(|e| e.kind) {
+        Err(_) => Err(format!("{path} is missing")),
+        Ok(EntryKind::File { .. }) => image
+            .read_file(Path::new(path))
+            .map_err(|e| format!("{path} cannot be read: {e:#}")),
+        Ok(_) => Err(format!("{path} is not a file")),
+    }
+}
+
+fn entry_type(kind: &EntryKind) -> EntryType {
+    match kind {
+        EntryKind::Directory => EntryType::Directory,
+        EntryKind::File { .. } => EntryType::File,
+        EntryKind::Symlink { .. } => EntryType::Symlink,
+        _ => EntryType::Other,
     }
 }
 
@@ -196,5 +290,101 @@ fn unit_verdict(
                 .into())
         }
         _ => Err("not a regular file".into()),
+    }
+}
+
+/// Every `/nix/store/...` path in `text`, up to the first character that a
+/// path in a unit file would not hold.
+pub fn store_paths_named(text: &str) -> BTreeSet<String> {
+    let prefix = format!("{NIX_STORE_DIR}/");
+    let mut paths = BTreeSet::new();
+    for (start, _) in text.match_indices(&prefix) {
+        let end = text[start..]
+            .find(|c: char| {
+                !(c.is_ascii_alphanumeric() || "+-._?=/@%~".contains(c))
+            })
+            .map_or(text.len(), |len| start + len);
+        paths
+            .insert(text[start..end].trim_end_matches(['.', '/']).to_string());
+    }
+    paths
+}
+
+/// Facts made by hand, for the unit tests of what reads them.
+#[cfg(test)]
+pub mod fixture {
+    use super::*;
+
+    /// A full image `demo_1.0.raw` as this builder makes it: os-release
+    /// `release`, the manifest `manifest` (JSON), the store paths it
+    /// records, one unit, and every path the layout fixes.
+    pub fn facts(release: &str, manifest: &[u8]) -> Facts {
+        let layout = layout();
+        let manifest =
+            Manifest::from_json(manifest).map_err(|e| e.to_string());
+        let store_paths = match &manifest {
+            Ok(m) => m
+                .paths
+                .iter()
+                .map(|i| StorePathFacts {
+                    path: i.path.clone(),
+                    nar_size: Some(i.nar_size),
+                })
+                .collect(),
+            Err(_) => vec![],
+        };
+        let mut fixed_paths: BTreeMap<String, EntryType> = layout
+            .mount_points()
+            .map(|(p, _)| (p.to_string(), EntryType::Directory))
+            .collect();
+        for file in &layout.empty_files {
+            fixed_paths.insert(file.clone(), EntryType::File);
+        }
+        Facts {
+            image: "demo_1.0.raw".into(),
+            kind: ImageKind::PortableService,
+            prefix: "demo".into(),
+            compressor: "xz".into(),
+            block_size: 1 << 20,
+            image_size: 4096,
+            release_file: PathBuf::from(&layout.os_release),
+            release: Ok(os_release::parse(release)),
+            units: vec![UnitFile {
+                name: "demo.service".into(),
+                path: PathBuf::from(&layout.unit_dir).join("demo.service"),
+                size: 10,
+                ignored_because: None,
+                names: BTreeSet::new(),
+            }],
+            symlinks: vec![],
+            store_dir: PathBuf::from(&layout.store_dir),
+            store_paths,
+            base: manifest.as_ref().ok().and_then(|m| m.base.clone()),
+            manifest,
+            fixed_paths,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_store_paths_in_unit_text() {
+        let text = "ExecStart=/nix/store/4nfb4995bpj54nsc3abjm3z60f0nfwgf-busybox/bin/httpd \
+                    -h /nix/store/5nfb4995bpj54nsc3abjm3z60f0nfwgf-www\n\
+                    Environment=\"CONF=/nix/store/6nfb4995bpj54nsc3abjm3z60f0nfwgf-c/%i.conf\"\n\
+                    ExecStop=/nix/store/7nfb4995bpj54nsc3abjm3z60f0nfwgf-x/bin/stop;\n";
+        let paths: Vec<String> = store_paths_named(text).into_iter().collect();
+        assert_eq!(
+            paths,
+            [
+                "/nix/store/4nfb4995bpj54nsc3abjm3z60f0nfwgf-busybox/bin/httpd",
+                "/nix/store/5nfb4995bpj54nsc3abjm3z60f0nfwgf-www",
+                "/nix/store/6nfb4995bpj54nsc3abjm3z60f0nfwgf-c/%i.conf",
+                "/nix/store/7nfb4995bpj54nsc3abjm3z60f0nfwgf-x/bin/stop",
+            ]
+        );
     }
 }

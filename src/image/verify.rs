@@ -3,33 +3,35 @@
 proves from the image file alone that nothing was lost, and that
 portabled will take it.
 
-- Every store path the closure description records is in the image, and
-  the NAR hash and size of what the image holds are the recorded ones; no
-  store path is in the image that the description does not record.
-- The closure is complete: every reference of every path is in the image,
-  or, for an extension, left to its base (and, with `--base`, held by it).
+The rules (`rules`, on the image's facts alone):
+- every store path the manifest records is in the image, and no store
+  path is there that it does not record;
+- the closure is complete: every reference of every path is in the image,
+  or, for an extension, left to its base (and, with `--base`, held by it);
 - portabled's rules: the release data (os-release with `ID` and
   `PORTABLE_PREFIXES` holding the image's prefix; for an extension, its
   release file, matching the base's `ID` and `SYSEXT_LEVEL`), the files
   and directories it mounts over, at least one non-empty unit it attaches.
-- Every `/nix/store/...` path a unit names (in `ExecStart=` or anywhere
-  else) exists.
+
+The contents (`contents`, reading the image): the NAR hash and size of
+every store path are the recorded ones, and every `/nix/store/...` path a
+unit names exists.
 
 Each finding is one line, `PATH: what is wrong`; the exit status is 0
 only when there is none.
 */
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::image::reader::EntryKind;
+use crate::image::reader::Image;
+use crate::image::survey::{self, EntryType, Facts, ImageKind};
 use crate::layout::layout;
 use crate::nix::nar;
-use crate::nix::store_path::{StorePath, NIX_STORE_DIR};
-use crate::image::survey::{Kind, Survey};
+use crate::nix::store_path::StorePath;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finding {
@@ -57,19 +59,49 @@ impl Findings {
     }
 }
 
-pub fn verify(image: &Survey, base: Option<&Survey>) -> Vec<Finding> {
+/// An image and its facts, as `verify` reads them.
+pub struct Surveyed<'a> {
+    pub image: &'a Image,
+    pub facts: &'a Facts,
+}
+
+/// The rules and the contents, for an image and its base (when given).
+pub fn verify(image: Surveyed, base: Option<Surveyed>) -> Vec<Finding> {
+    let mut findings = rules(image.facts, base.as_ref().map(|b| b.facts));
+    findings.extend(contents(&image, base.as_ref()));
+    findings
+}
+
+/// What the facts alone show.
+pub fn rules(image: &Facts, base: Option<&Facts>) -> Vec<Finding> {
     let mut findings = Findings::default();
     store(&mut findings, image, base);
     match image.kind {
-        Kind::PortableService => portable_service_rules(&mut findings, image),
-        Kind::Extension => extension_rules(&mut findings, image, base),
+        ImageKind::PortableService => {
+            portable_service_rules(&mut findings, image)
+        }
+        ImageKind::Extension => extension_rules(&mut findings, image, base),
     }
-    units(&mut findings, image, base);
+    if image.attached_units().next().is_none() {
+        let unit_dir = match image.kind {
+            ImageKind::PortableService => &layout().unit_dir,
+            ImageKind::Extension => &layout().extension_unit_dir,
+        };
+        findings.add(
+            unit_dir,
+            format!(
+                "no unit file that portabled would attach with the prefix \
+                 '{}' (non-empty, of type service, socket, target, timer or \
+                 path, named after the prefix)",
+                image.prefix
+            ),
+        );
+    }
     findings.0
 }
 
-/// The store paths against the closure description.
-fn store(findings: &mut Findings, image: &Survey, base: Option<&Survey>) {
+/// The store paths against the manifest.
+fn store(findings: &mut Findings, image: &Facts, base: Option<&Facts>) {
     let manifest = match &image.manifest {
         Ok(manifest) => manifest,
         Err(why) => {
@@ -77,19 +109,210 @@ fn store(findings: &mut Findings, image: &Survey, base: Option<&Survey>) {
             return;
         }
     };
-    let held = manifest.store_paths();
-    let in_image: BTreeSet<&StorePath> = image.store_paths.iter().collect();
-    let present: Vec<_> =
-        manifest.paths.iter().filter(|i| in_image.contains(&i.path)).collect();
-    for info in manifest.paths.iter().filter(|i| !in_image.contains(&i.path)) {
+    let recorded = manifest.store_paths();
+    for info in manifest.paths.iter().filter(|i| !image.holds(&i.path)) {
         findings.add(
             &info.path,
             "is recorded in the closure description, but not in the image",
         );
     }
-    let image_paths: Vec<PathBuf> =
-        present.iter().map(|i| image.image_path_of(&i.path)).collect();
-    let digests = image.image.nar_digests(&image_paths);
+    for path in
+        image.store_paths.iter().filter(|p| !recorded.contains(&p.path))
+    {
+        findings.add(
+            &path.path,
+            "is in the image, but not in its closure description",
+        );
+    }
+
+    let left_to_base: BTreeSet<&StorePath> =
+        manifest.base.iter().flat_map(|b| &b.paths).collect();
+    for info in &manifest.paths {
+        for reference in &info.references {
+            if !image.holds(reference) && !left_to_base.contains(reference) {
+                findings.add(
+                    &info.path,
+                    format!(
+                        "refers to {reference}, which the image does not hold"
+                    ),
+                );
+            }
+        }
+    }
+    let (Some(left), Some(base)) = (&manifest.base, base) else {
+        return;
+    };
+    let base_holds = match &base.manifest {
+        Ok(m) => m.store_paths(),
+        Err(why) => {
+            findings.add(
+                &base.image,
+                format!("is no base this image can be checked against: {why}"),
+            );
+            return;
+        }
+    };
+    for path in left.paths.iter().filter(|p| !base_holds.contains(*p)) {
+        findings.add(
+            path,
+            format!(
+                "is left to the base, but {} does not hold it",
+                base.image
+            ),
+        );
+    }
+}
+
+fn portable_service_rules(findings: &mut Findings, image: &Facts) {
+    let release_file = image.release_file.display();
+    let fields = match &image.release {
+        Ok(fields) => fields,
+        Err(why) => {
+            findings.add(
+                &release_file,
+                format!(
+                    "{why}, and portabled refuses an image without \
+                     os-release"
+                ),
+            );
+            return;
+        }
+    };
+    release_fields(findings, image, fields);
+    let layout = layout();
+    for file in &layout.empty_files {
+        if image.fixed_paths.get(file) != Some(&EntryType::File) {
+            findings.add(
+                file,
+                "is not a file in the image; portabled's profiles bind-mount \
+                 over it, and a read-only image cannot create it",
+            );
+        }
+    }
+    for (dir, _) in layout.mount_points() {
+        if image.fixed_paths.get(dir) != Some(&EntryType::Directory) {
+            findings.add(
+                dir,
+                "is not a directory in the image; the service's mounts need \
+                 it, and a read-only image cannot create it",
+            );
+        }
+    }
+}
+
+fn extension_rules(
+    findings: &mut Findings,
+    image: &Facts,
+    base: Option<&Facts>,
+) {
+    let release_file = image.release_file.display();
+    let fields = match &image.release {
+        Ok(fields) => fields,
+        Err(why) => {
+            findings.add(
+                &release_file,
+                format!(
+                    "{why}: systemd matches an extension image to its base \
+                     by this file, named after the image file"
+                ),
+            );
+            return;
+        }
+    };
+    release_fields(findings, image, fields);
+    if let Some(scope) = fields.get("SYSEXT_SCOPE") {
+        if !scope.split_whitespace().any(|s| s == "portable") {
+            findings.add(
+                &release_file,
+                format!("has SYSEXT_SCOPE={scope}, without 'portable'"),
+            );
+        }
+    }
+    let usr_os_release = &layout().usr_os_release;
+    if image.fixed_paths.contains_key(usr_os_release) {
+        findings.add(
+            usr_os_release,
+            "is in an extension image, which systemd 254 and later refuse",
+        );
+    }
+    let Some(base) = base else {
+        return;
+    };
+    let Ok(base_fields) = &base.release else {
+        findings.add(&base.image, "has no os-release, so it cannot be a base");
+        return;
+    };
+    for key in ["ID", "SYSEXT_LEVEL"] {
+        let (ours, theirs) = (fields.get(key), base_fields.get(key));
+        if ours != theirs {
+            findings.add(
+                &release_file,
+                format!(
+                    "has {key}={}, but the base {} has {key}={}: systemd \
+                     refuses to attach it there",
+                    ours.map_or("", String::as_str),
+                    base.image,
+                    theirs.map_or("", String::as_str)
+                ),
+            );
+        }
+    }
+}
+
+/// What portabled reads from both kinds of release data.
+fn release_fields(
+    findings: &mut Findings,
+    image: &Facts,
+    fields: &BTreeMap<String, String>,
+) {
+    let release_file = image.release_file.display();
+    if fields.get("ID").is_none_or(|id| id.is_empty()) {
+        findings.add(
+            &release_file,
+            "has no ID=, which portabled requires (systemd 251 and later)",
+        );
+    }
+    match fields.get("PORTABLE_PREFIXES") {
+        None => findings.add(
+            &release_file,
+            "has no PORTABLE_PREFIXES=, so systemd-dissect does not call the \
+             image a portable service",
+        ),
+        Some(prefixes)
+            if !prefixes.split_whitespace().any(|p| p == image.prefix) =>
+        {
+            findings.add(
+                &release_file,
+                format!(
+                    "has PORTABLE_PREFIXES={prefixes}, without the image's \
+                     prefix '{}', so portabled refuses to attach it with \
+                     that prefix",
+                    image.prefix
+                ),
+            )
+        }
+        Some(_) => {}
+    }
+}
+
+/// What only reading the image shows: the store paths' NAR digests, and
+/// the paths the units name.
+pub fn contents(image: &Surveyed, base: Option<&Surveyed>) -> Vec<Finding> {
+    let mut findings = Findings::default();
+    nar_digests(&mut findings, image);
+    named_paths(&mut findings, image, base);
+    findings.0
+}
+
+fn nar_digests(findings: &mut Findings, image: &Surveyed) {
+    let Ok(manifest) = &image.facts.manifest else {
+        return;
+    };
+    let present: Vec<_> =
+        manifest.paths.iter().filter(|i| image.facts.holds(&i.path)).collect();
+    let paths: Vec<PathBuf> =
+        present.iter().map(|i| image.facts.image_path_of(&i.path)).collect();
+    let digests = image.image.nar_digests(&paths);
     for (info, digest) in present.iter().zip(digests) {
         match (digest, nar::hash::parse_sha256(&info.nar_hash)) {
             (Err(err), _) => {
@@ -113,219 +336,36 @@ fn store(findings: &mut Findings, image: &Survey, base: Option<&Survey>) {
             }
         }
     }
-    for path in image.store_paths.iter().filter(|p| !held.contains(*p)) {
-        findings
-            .add(path, "is in the image, but not in its closure description");
-    }
+}
 
+/// Every store path a unit portabled attaches names is in the image, or,
+/// for an extension, in its base.
+fn named_paths(
+    findings: &mut Findings,
+    image: &Surveyed,
+    base: Option<&Surveyed>,
+) {
     let left_to_base: BTreeSet<&StorePath> =
-        manifest.base.iter().flat_map(|b| &b.paths).collect();
-    for info in &manifest.paths {
-        for reference in &info.references {
-            if !in_image.contains(reference)
-                && !left_to_base.contains(reference)
-            {
-                findings.add(
-                    &info.path,
-                    format!(
-                        "refers to {reference}, which the image does not hold"
-                    ),
-                );
-            }
-        }
-    }
-    let (Some(recorded), Some(base)) = (&manifest.base, base) else {
-        return;
-    };
-    let base_held = match &base.manifest {
-        Ok(d) => d.store_paths(),
-        Err(why) => {
-            findings.add(
-                &base.file_name,
-                format!("is no base this image can be checked against: {why}"),
-            );
-            return;
-        }
-    };
-    for path in recorded.paths.iter().filter(|p| !base_held.contains(*p)) {
-        findings.add(
-            path,
-            format!(
-                "is left to the base, but {} does not hold it",
-                base.file_name
-            ),
-        );
-    }
-}
-
-fn portable_service_rules(findings: &mut Findings, image: &Survey) {
-    let os_release = image.release_path.display();
-    let Some(fields) = &image.release else {
-        findings.add(
-            os_release,
-            "is missing, and portabled refuses an image without os-release",
-        );
-        return;
-    };
-    release_fields(findings, image, fields);
-    for file in &layout().empty_files {
-        match image.image.entry(Path::new(file)).map(|e| e.kind) {
-            Ok(EntryKind::File { .. }) => {}
-            _ => findings.add(
-                file,
-                "is not a file in the image; portabled's profiles bind-mount over it, \
-                 and a read-only image cannot create it",
-            ),
-        }
-    }
-    for (dir, _) in layout().mount_points() {
-        match image.image.entry(Path::new(dir)).map(|e| e.kind) {
-            Ok(EntryKind::Directory) => {}
-            _ => findings.add(
-                dir,
-                "is not a directory in the image; the service's mounts need it, \
-                 and a read-only image cannot create it",
-            ),
-        }
-    }
-}
-
-fn extension_rules(
-    findings: &mut Findings,
-    image: &Survey,
-    base: Option<&Survey>,
-) {
-    let release_file = image.release_path.display();
-    let Some(fields) = &image.release else {
-        findings.add(
-            release_file,
-            "is missing: systemd matches an extension image to its base by this file, named \
-             after the image file",
-        );
-        return;
-    };
-    release_fields(findings, image, fields);
-    if let Some(scope) = fields.get("SYSEXT_SCOPE") {
-        if !scope.split_whitespace().any(|s| s == "portable") {
-            findings.add(
-                &release_file,
-                format!("has SYSEXT_SCOPE={scope}, without 'portable'"),
-            );
-        }
-    }
-    let usr_os_release = &layout().usr_os_release;
-    if image.image.entry(Path::new(usr_os_release)).is_ok() {
-        findings.add(
-            usr_os_release,
-            "is in an extension image, which systemd 254 and later refuse",
-        );
-    }
-    let Some(base) = base else {
-        return;
-    };
-    let Some(base_fields) = &base.release else {
-        findings
-            .add(&base.file_name, "has no os-release, so it cannot be a base");
-        return;
-    };
-    for key in ["ID", "SYSEXT_LEVEL"] {
-        let (ours, theirs) = (fields.get(key), base_fields.get(key));
-        if ours != theirs {
-            findings.add(
-                &release_file,
-                format!(
-                    "has {key}={}, but the base {} has {key}={}: systemd refuses to attach it there",
-                    ours.map_or("", String::as_str),
-                    base.file_name,
-                    theirs.map_or("", String::as_str)
-                ),
-            );
-        }
-    }
-}
-
-/// What portabled reads from both kinds of release data.
-fn release_fields(
-    findings: &mut Findings,
-    image: &Survey,
-    fields: &std::collections::BTreeMap<String, String>,
-) {
-    let release_file = image.release_path.display();
-    if fields.get("ID").is_none_or(|id| id.is_empty()) {
-        findings.add(
-            &release_file,
-            "has no ID=, which portabled requires (systemd 251 and later)",
-        );
-    }
-    match fields.get("PORTABLE_PREFIXES") {
-        None => findings.add(
-            &release_file,
-            "has no PORTABLE_PREFIXES=, so systemd-dissect does not call the image a portable service",
-        ),
-        Some(prefixes) if !prefixes.split_whitespace().any(|p| p == image.prefix) => findings.add(
-            &release_file,
-            format!(
-                "has PORTABLE_PREFIXES={prefixes}, without the image's prefix '{}', so \
-                 portabled refuses to attach it with that prefix",
-                image.prefix
-            ),
-        ),
-        Some(_) => {}
-    }
-}
-
-/// Unit files: at least one that portabled attaches, and every store path
-/// they name present.
-fn units(findings: &mut Findings, image: &Survey, base: Option<&Survey>) {
-    if image.attached_units().next().is_none() {
-        let unit_dir = match image.kind {
-            Kind::PortableService => &layout().unit_dir,
-            Kind::Extension => &layout().extension_unit_dir,
-        };
-        findings.add(
-            unit_dir,
-            format!(
-                "no unit file that portabled would attach with the prefix '{}' (non-empty, \
-                 of type service, socket, target, timer or path, named after the prefix)",
-                image.prefix
-            ),
-        );
-    }
-    let left_to_base: BTreeSet<StorePath> = match &image.manifest {
-        Ok(d) => d.base.iter().flat_map(|b| b.paths.iter().cloned()).collect(),
-        Err(_) => BTreeSet::new(),
-    };
-    let held: BTreeSet<&StorePath> = image.store_paths.iter().collect();
-    for unit in image.attached_units() {
-        let text = match image.image.read_file(&unit.path) {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            Err(err) => {
-                findings.add(
-                    unit.path.display(),
-                    format!("cannot be read: {err:#}"),
-                );
-                continue;
-            }
-        };
-        for named in store_paths_named(&text) {
+        image.facts.base.iter().flat_map(|b| b.paths.iter()).collect();
+    for unit in image.facts.attached_units() {
+        let at = unit.path.display();
+        for named in &unit.names {
             let Ok((store_path, sub_path)) =
-                StorePath::split_absolute_path(&named)
+                StorePath::split_absolute_path(named)
             else {
                 findings.add(
-                    unit.path.display(),
+                    &at,
                     format!("names {named}, which is not a store path"),
                 );
                 continue;
             };
-            let holder = if held.contains(&store_path) {
+            let holder = if image.facts.holds(&store_path) {
                 Some(image)
             } else if left_to_base.contains(&store_path) {
                 match base {
-                    Some(base) if base.store_paths.contains(&store_path) => {
-                        Some(base)
-                    }
+                    Some(base) if base.facts.holds(&store_path) => Some(base),
                     Some(_) => None,
-                    // Without the base at hand, its description is trusted.
+                    // Without the base at hand, its manifest is trusted.
                     None => continue,
                 }
             } else {
@@ -333,7 +373,7 @@ fn units(findings: &mut Findings, image: &Survey, base: Option<&Survey>) {
             };
             let Some(holder) = holder else {
                 findings.add(
-                    unit.path.display(),
+                    &at,
                     format!("names {named}, which is not in the image"),
                 );
                 continue;
@@ -343,11 +383,12 @@ fn units(findings: &mut Findings, image: &Survey, base: Option<&Survey>) {
                 continue;
             }
             let in_image = holder
+                .facts
                 .image_path_of(&store_path)
                 .join(sub_path.trim_start_matches('/'));
             if holder.image.entry(&in_image).is_err() {
                 findings.add(
-                    unit.path.display(),
+                    &at,
                     format!("names {named}, which is not in the image"),
                 );
             }
@@ -355,41 +396,27 @@ fn units(findings: &mut Findings, image: &Survey, base: Option<&Survey>) {
     }
 }
 
-/// Every `/nix/store/...` path in `text`, up to the first character that a
-/// path in a unit file would not hold.
-fn store_paths_named(text: &str) -> BTreeSet<String> {
-    let prefix = format!("{NIX_STORE_DIR}/");
-    let mut paths = BTreeSet::new();
-    for (start, _) in text.match_indices(&prefix) {
-        let end = text[start..]
-            .find(|c: char| {
-                !(c.is_ascii_alphanumeric() || "+-._?=/@%~".contains(c))
-            })
-            .map_or(text.len(), |len| start + len);
-        paths
-            .insert(text[start..end].trim_end_matches(['.', '/']).to_string());
-    }
-    paths
-}
-
 pub fn run(
     image: &Path,
     base: Option<&Path>,
     report: Option<&Path>,
 ) -> Result<bool> {
-    let survey = Survey::new(image)?;
-    let base = base.map(Survey::new).transpose()?;
-    let findings = verify(&survey, base.as_ref());
+    let (image, facts) = survey::open(image)?;
+    let base = base.map(survey::open).transpose()?;
+    let findings = verify(
+        Surveyed { image: &image, facts: &facts },
+        base.as_ref().map(|(image, facts)| Surveyed { image, facts }),
+    );
     let mut text = String::new();
     for finding in &findings {
         text.push_str(&format!("{finding}\n"));
     }
     if findings.is_empty() {
         text.push_str(&format!(
-            "{}: verified {} store paths and {} units\n",
-            survey.file_name,
-            survey.store_paths.len(),
-            survey.attached_units().count()
+            "{}: verified {} and {}\n",
+            facts.image,
+            plural(facts.store_paths.len(), "store path"),
+            plural(facts.attached_units().count(), "unit"),
         ));
     }
     print!("{text}");
@@ -400,24 +427,151 @@ pub fn run(
     Ok(findings.is_empty())
 }
 
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image::survey::{fixture, StorePathFacts, UnitFile};
+
+    const RELEASE: &str = "ID=nixos\nPORTABLE_PREFIXES=demo\n";
+    const A: &str = "/nix/store/11111111111111111111111111111111-a";
+    const B: &str = "/nix/store/21111111111111111111111111111111-b";
+
+    fn manifest(references_of_a: &[&str]) -> Vec<u8> {
+        let refs: Vec<String> =
+            references_of_a.iter().map(|r| format!("\"{r}\"")).collect();
+        format!(
+            r#"{{"closureVersion":1,"paths":[{{"path":"{A}","narHash":"sha256:0","narSize":1,"references":[{}]}}]}}"#,
+            refs.join(",")
+        )
+        .into_bytes()
+    }
+
+    fn lines(findings: Vec<Finding>) -> Vec<String> {
+        findings.iter().map(ToString::to_string).collect()
+    }
 
     #[test]
-    fn finds_store_paths_in_unit_text() {
-        let text = "ExecStart=/nix/store/4nfb4995bpj54nsc3abjm3z60f0nfwgf-busybox/bin/httpd \
-                    -h /nix/store/5nfb4995bpj54nsc3abjm3z60f0nfwgf-www\n\
-                    Environment=\"CONF=/nix/store/6nfb4995bpj54nsc3abjm3z60f0nfwgf-c/%i.conf\"\n\
-                    ExecStop=/nix/store/7nfb4995bpj54nsc3abjm3z60f0nfwgf-x/bin/stop;\n";
-        let paths: Vec<String> = store_paths_named(text).into_iter().collect();
+    fn a_good_image_has_no_finding() {
+        let facts = fixture::facts(RELEASE, &manifest(&[A]));
+        assert_eq!(lines(rules(&facts, None)), Vec::<String>::new());
+    }
+
+    #[test]
+    fn release_data_portabled_refuses() {
+        let facts = fixture::facts("PORTABLE_PREFIXES=demo\n", &manifest(&[]));
         assert_eq!(
-            paths,
+            lines(rules(&facts, None)),
+            ["/etc/os-release: has no ID=, which portabled requires \
+              (systemd 251 and later)"]
+        );
+        let facts = fixture::facts(
+            "ID=nixos\nPORTABLE_PREFIXES=other\n",
+            &manifest(&[]),
+        );
+        assert_eq!(
+            lines(rules(&facts, None)),
+            ["/etc/os-release: has PORTABLE_PREFIXES=other, without the \
+              image's prefix 'demo', so portabled refuses to attach it with \
+              that prefix"]
+        );
+        let mut facts = fixture::facts(RELEASE, &manifest(&[]));
+        facts.release = Err("/etc/os-release is missing".into());
+        assert_eq!(
+            lines(rules(&facts, None)),
+            ["/etc/os-release: /etc/os-release is missing, and portabled \
+              refuses an image without os-release"]
+        );
+    }
+
+    #[test]
+    fn missing_mount_points_and_units() {
+        let mut facts = fixture::facts(RELEASE, &manifest(&[]));
+        facts.fixed_paths.remove("/var/tmp");
+        facts
+            .fixed_paths
+            .insert("/etc/machine-id".into(), EntryType::Directory);
+        facts.units[0].ignored_because = Some("empty".into());
+        assert_eq!(
+            lines(rules(&facts, None)),
             [
-                "/nix/store/4nfb4995bpj54nsc3abjm3z60f0nfwgf-busybox/bin/httpd",
-                "/nix/store/5nfb4995bpj54nsc3abjm3z60f0nfwgf-www",
-                "/nix/store/6nfb4995bpj54nsc3abjm3z60f0nfwgf-c/%i.conf",
-                "/nix/store/7nfb4995bpj54nsc3abjm3z60f0nfwgf-x/bin/stop",
+                "/etc/machine-id: is not a file in the image; portabled's \
+                 profiles bind-mount over it, and a read-only image cannot \
+                 create it",
+                "/var/tmp: is not a directory in the image; the service's \
+                 mounts need it, and a read-only image cannot create it",
+                "/etc/systemd/system: no unit file that portabled would \
+                 attach with the prefix 'demo' (non-empty, of type service, \
+                 socket, target, timer or path, named after the prefix)",
+            ]
+        );
+    }
+
+    #[test]
+    fn store_paths_against_the_manifest() {
+        let mut facts = fixture::facts(RELEASE, &manifest(&[B]));
+        facts.store_paths = vec![StorePathFacts {
+            path: StorePath::from_absolute_path(B).unwrap(),
+            nar_size: None,
+        }];
+        assert_eq!(
+            lines(rules(&facts, None)),
+            [
+                format!("{A}: is recorded in the closure description, but not in the image"),
+                format!("{B}: is in the image, but not in its closure description"),
+            ]
+        );
+        let facts = fixture::facts(RELEASE, &manifest(&[B]));
+        assert_eq!(
+            lines(rules(&facts, None)),
+            [format!("{A}: refers to {B}, which the image does not hold")]
+        );
+    }
+
+    #[test]
+    fn an_extension_against_its_base() {
+        let extension_manifest = format!(
+            r#"{{"closureVersion":1,"paths":[{{"path":"{A}","narHash":"sha256:0","narSize":1,"references":[{B:?}]}}],"base":{{"imageFileName":"base_1.raw","sysextLevel":"x","paths":[{B:?}]}}}}"#
+        );
+        let mut extension = fixture::facts(
+            "ID=nixos\nPORTABLE_PREFIXES=demo\nSYSEXT_LEVEL=x\nSYSEXT_SCOPE=system\n",
+            extension_manifest.as_bytes(),
+        );
+        extension.kind = ImageKind::Extension;
+        extension.release_file =
+            PathBuf::from(layout().extension_release("demo_1.0.raw"));
+        extension.fixed_paths = BTreeMap::from([(
+            layout().usr_os_release.clone(),
+            EntryType::File,
+        )]);
+        extension.units = vec![UnitFile {
+            path: PathBuf::from(&layout().extension_unit_dir)
+                .join("demo.service"),
+            ..extension.units[0].clone()
+        }];
+        let mut base =
+            fixture::facts("ID=nixos\nSYSEXT_LEVEL=y\n", &manifest(&[]));
+        base.image = "base_1.raw".into();
+        let release = layout().extension_release("demo_1.0.raw");
+        assert_eq!(
+            lines(rules(&extension, Some(&base))),
+            [
+                format!("{B}: is left to the base, but base_1.raw does not hold it"),
+                format!("{release}: has SYSEXT_SCOPE=system, without 'portable'"),
+                "/usr/lib/os-release: is in an extension image, which systemd \
+                 254 and later refuse"
+                    .to_string(),
+                format!(
+                    "{release}: has SYSEXT_LEVEL=x, but the base base_1.raw \
+                     has SYSEXT_LEVEL=y: systemd refuses to attach it there"
+                ),
             ]
         );
     }
