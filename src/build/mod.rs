@@ -13,8 +13,7 @@ use anyhow::{Context, Result};
 use crate::build::attrs::Attrs;
 use crate::build::base::BaseImage;
 use crate::build::config::Config;
-use crate::build::cpu_time::CpuTime;
-use crate::build::stream::Stats;
+use crate::build::summary::{CpuTime, Summary};
 use crate::build::tree::Node;
 
 pub mod attrs;
@@ -22,10 +21,10 @@ pub mod base;
 pub mod closure;
 pub mod compression;
 pub mod config;
-pub mod cpu_time;
 pub mod mksquashfs;
 pub mod plan;
 pub mod stream;
+pub mod summary;
 pub mod symlink;
 pub mod tar;
 pub mod tree;
@@ -71,14 +70,18 @@ pub fn run(attrs_file: &Path) -> Result<()> {
         .iter()
         .filter(|(_, node)| matches!(node, Node::StorePath(_)))
         .count();
+    let cpu = CpuTime::now();
     let summary = Summary {
+        image: config.file_name.clone(),
         store_paths,
-        stats,
+        files: stats.files,
+        bytes_in: stats.bytes,
         image_bytes,
         seconds: started.elapsed().as_secs_f64(),
-        cpu: CpuTime::now(),
+        cpu_builder: cpu.own.as_secs_f64(),
+        cpu_mksquashfs: cpu.children.as_secs_f64(),
     };
-    eprintln!("{}", summary.render(&config));
+    eprint!("{}", summary.render());
     Ok(())
 }
 
@@ -88,35 +91,5 @@ fn processors() -> usize {
     match std::env::var("NIX_BUILD_CORES").ok().and_then(|n| n.parse().ok()) {
         Some(0) | None => all(),
         Some(n) => n,
-    }
-}
-
-struct Summary {
-    store_paths: usize,
-    stats: Stats,
-    image_bytes: u64,
-    seconds: f64,
-    cpu: CpuTime,
-}
-
-impl Summary {
-    fn render(&self, config: &Config) -> String {
-        let Summary { store_paths, stats, image_bytes, seconds, cpu } = self;
-        let ratio = if stats.bytes == 0 {
-            0.0
-        } else {
-            100.0 * *image_bytes as f64 / stats.bytes as f64
-        };
-        format!(
-            "portable-service-builder: {}: {} store paths, {} files, {} \
-             bytes in, {image_bytes} bytes of image ({ratio:.1}%), \
-             {seconds:.2} s (CPU: builder {:.2} s, mksquashfs {:.2} s)",
-            config.file_name,
-            store_paths,
-            stats.files,
-            stats.bytes,
-            cpu.own.as_secs_f64(),
-            cpu.children.as_secs_f64(),
-        )
     }
 }
