@@ -124,7 +124,7 @@ let
 
   fileName = "${pname}_${version}.raw";
 
-  # Each entry of `units` as the builder gets it. `checkName` is false for
+  # Each entry of `units` as the builder gets it. `nameKnown` is false for
   # directory derivations, whose unit names only the builder can see.
   unitEntries = map (
     u:
@@ -138,7 +138,7 @@ let
         explicitName = false;
         # A name that looks like a unit file is one; NixOS's unit
         # derivations are directories named unit-<name>.
-        checkName = rules.isUnitName name && !(rules.startsWith "unit-" name);
+        nameKnown = rules.isUnitName name && !(rules.startsWith "unit-" name);
       }
     else if isAttrs u && attrNames u == [
       "file"
@@ -152,13 +152,13 @@ let
           else
             fail "unit '${u.name}': file must be a derivation or path of one unit file";
         explicitName = true;
-        checkName = true;
+        nameKnown = true;
       }
     else
       fail "units must be derivations, paths or { name; file; } sets; got a ${builtins.typeOf u}"
   ) (if isList units then units else fail "units must be a list");
 
-  namedUnits = filter (u: u.checkName) unitEntries;
+  namedUnits = filter (u: u.nameKnown) unitEntries;
 
   unitChecks =
     [ (unitEntries != [ ] || fail "units is empty: an image needs at least one unit") ]

@@ -11,7 +11,6 @@ use std::process::ExitCode;
 use anyhow::{bail, Result};
 
 use crate::build;
-use crate::build::attrs::Attrs;
 use crate::image::{inspect, verify};
 
 const USAGE: &str = "\
@@ -85,7 +84,7 @@ fn image(rest: &mut Vec<OsString>) -> Result<PathBuf> {
 
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<ExitCode> {
     match parse(args)? {
-        Command::Build => build::run(&Attrs::locate()?)?,
+        Command::Build => build::run()?,
         Command::Inspect { image, json } => inspect::run(&image, json)?,
         Command::Verify { image, base, report } => {
             if !verify::run(&image, base.as_deref(), report.as_deref())? {

@@ -14,7 +14,7 @@ fn minimal_image_layout() {
         .map(|e| file_name(&e.unwrap().path()))
         .collect();
     assert_eq!(files, ["demo_1.0.raw"]);
-    let image = Image::new(out.join("demo_1.0.raw"));
+    let image = Unsquashfs::new(out.join("demo_1.0.raw"));
     let entries = image.entries();
 
     for (path, entry) in &entries {
@@ -128,7 +128,7 @@ fn every_argument() {
         squash-block-size = "128K";
         "#,
     ));
-    let image = Image::new(out.join("demo_2.1+rc1.raw"));
+    let image = Unsquashfs::new(out.join("demo_2.1+rc1.raw"));
     let entries = image.entries();
 
     let os_release = image.cat_string("etc/os-release");
@@ -177,7 +177,7 @@ fn compressors_and_block_sizes() {
         let out = build(&demo_image(&format!(
             r#"squash-compression = "{compression}"; squash-block-size = "{block}";"#
         )));
-        let image = Image::new(out.join("demo_1.0.raw"));
+        let image = Unsquashfs::new(out.join("demo_1.0.raw"));
         let compressor = compression.split(' ').next().unwrap();
         assert_contains(
             &image.superblock(),
@@ -212,7 +212,7 @@ fn unit_forms() {
            }}"#,
         path = path_unit.display(),
     ));
-    let image = Image::new(out.join("demo_1.0.raw"));
+    let image = Unsquashfs::new(out.join("demo_1.0.raw"));
     assert_eq!(
         image.units(),
         [
@@ -262,7 +262,7 @@ fn squashfs_package_argument_is_used() {
                 "-comp xz -Xdict-size 100%",
             ],
         );
-        Image::new(out.join("demo_1.0.raw"));
+        Unsquashfs::new(out.join("demo_1.0.raw"));
     }
 }
 

@@ -33,7 +33,7 @@ const IMAGES: &str = r#"
   in
 "#;
 
-fn store_entries(image: &Image) -> Vec<String> {
+fn store_entries(image: &Unsquashfs) -> Vec<String> {
     image
         .entries()
         .into_keys()
@@ -47,9 +47,9 @@ fn store_entries(image: &Image) -> Vec<String> {
 #[test]
 fn extension_holds_what_its_base_lacks() {
     let base = build(&format!("{IMAGES} runtime"));
-    let base = Image::new(base.join("runtime_1.0.raw"));
+    let base = Unsquashfs::new(base.join("runtime_1.0.raw"));
     let out = build(&format!("{IMAGES} app"));
-    let image = Image::new(out.join("app_2.0.raw"));
+    let image = Unsquashfs::new(out.join("app_2.0.raw"));
     let entries = image.entries();
 
     // Only what the base lacks: the script and the unit file, not busybox

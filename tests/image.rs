@@ -13,7 +13,7 @@ use portable_service::image::reader::{EntryKind, Image};
 use portable_service::nix::nar::{host, writer};
 use portable_service::nix::store_path::StorePath;
 
-use crate::util::{run_line, stdout_of, store_like_tree};
+use crate::util::{stdout_line, stdout_of, store_like_tree};
 
 /// `store_like_tree` plus files that span many 4 KiB blocks, one of them
 /// with a block of zeros that mksquashfs stores as a hole.
@@ -152,7 +152,7 @@ fn digests_store_paths_as_nix_records_them() {
             source_tree(&source);
         }
         let added =
-            run_line("nix-store", &["--add", source.to_str().unwrap()]);
+            stdout_line("nix-store", &["--add", source.to_str().unwrap()]);
         store_paths.push(StorePath::from_absolute_path(&added).unwrap());
     }
 
@@ -178,8 +178,8 @@ fn digests_store_paths_as_nix_records_them() {
     let digests = image.nar_digests(&inside);
     for (store_path, digest) in inside.iter().zip(digests) {
         let digest = digest.unwrap();
-        let hash = run_line("nix-store", &["--query", "--hash", store_path]);
-        let size = run_line("nix-store", &["--query", "--size", store_path]);
+        let hash = stdout_line("nix-store", &["--query", "--hash", store_path]);
+        let size = stdout_line("nix-store", &["--query", "--size", store_path]);
         assert_eq!(digest.nar_hash(), hash, "{store_path}");
         assert_eq!(digest.size.to_string(), size, "{store_path}");
     }

@@ -8,7 +8,7 @@ use std::path::Path;
 use portable_service::nix::nar::host;
 use portable_service::nix::nixbase32;
 
-use crate::util::{run_line, stdout_of, store_like_tree};
+use crate::util::{stdout_line, stdout_of, store_like_tree};
 
 /// Checks our NAR of `path` against Nix's, byte for byte, and our digest
 /// against `nix-hash`.
@@ -24,7 +24,7 @@ fn assert_same_as_nix(path: &Path) {
     let digest = host::digest(path).unwrap();
     assert_eq!(digest.size, nix.len() as u64, "{}", path.display());
     let nix_hash =
-        run_line("nix-hash", &["--type", "sha256", "--base32", path_str]);
+        stdout_line("nix-hash", &["--type", "sha256", "--base32", path_str]);
     assert_eq!(digest.nar_hash(), format!("sha256:{nix_hash}"));
 }
 
@@ -86,10 +86,10 @@ fn what_nix_records_in_its_store() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("portable-service-nar-test");
     store_like_tree(&root);
-    let store_path = run_line("nix-store", &["--add", root.to_str().unwrap()]);
+    let store_path = stdout_line("nix-store", &["--add", root.to_str().unwrap()]);
     let digest = host::digest(Path::new(&store_path)).unwrap();
-    let hash = run_line("nix-store", &["--query", "--hash", &store_path]);
-    let size = run_line("nix-store", &["--query", "--size", &store_path]);
+    let hash = stdout_line("nix-store", &["--query", "--hash", &store_path]);
+    let size = stdout_line("nix-store", &["--query", "--size", &store_path]);
     assert_eq!(digest.nar_hash(), hash, "{store_path}");
     assert_eq!(digest.size.to_string(), size, "{store_path}");
     // And Nix's base-32 of it decodes to our bytes.
@@ -108,7 +108,7 @@ fn nixbase32_agrees_with_nix_hash() {
             let hex: String =
                 bytes.iter().map(|b| format!("{b:02x}")).collect();
             let nix32 =
-                run_line("nix-hash", &["--type", kind, "--to-base32", &hex]);
+                stdout_line("nix-hash", &["--type", kind, "--to-base32", &hex]);
             assert_eq!(nixbase32::encode(&bytes), nix32, "{kind} {hex}");
             assert_eq!(nixbase32::decode(&nix32).unwrap(), bytes, "{nix32}");
         }

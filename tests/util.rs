@@ -34,7 +34,7 @@ pub fn nix_command(program: &str) -> Command {
 
 /// The version of the Nix the tests run, as (major, minor).
 pub fn nix_version() -> (u32, u32) {
-    let line = run_line("nix-build", &["--version"]);
+    let line = stdout_line("nix-build", &["--version"]);
     let version = line.rsplit(' ').next().unwrap_or_default();
     let mut parts = version.split('.').map(|p| p.parse().unwrap_or(0));
     (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
@@ -137,15 +137,15 @@ pub struct Entry {
 }
 
 /// A squashfs image, read with `unsquashfs`.
-pub struct Image {
+pub struct Unsquashfs {
     pub path: PathBuf,
 }
 
-impl Image {
-    pub fn new(path: impl Into<PathBuf>) -> Image {
+impl Unsquashfs {
+    pub fn new(path: impl Into<PathBuf>) -> Unsquashfs {
         let path = path.into();
         assert!(path.is_file(), "no image at {}", path.display());
-        Image { path }
+        Unsquashfs { path }
     }
 
     fn unsquashfs(&self, args: &[&str]) -> String {
@@ -267,7 +267,7 @@ pub fn demo_image(extra: &str) -> String {
 /// for the derivation `expr`: its structured attributes, the closure that
 /// `exportReferencesGraph` asks for (its roots are built first), and `out`
 /// as the output.
-pub fn direct_attrs(expr: &str, out: &Path) -> serde_json::Value {
+pub fn attrs_for_hand_run(expr: &str, out: &Path) -> serde_json::Value {
     let output =
         run(nix_command("nix-instantiate").arg("-E").arg(with_host(expr)));
     assert!(output.status.success(), "nix-instantiate: {}", stderr(&output));
@@ -373,7 +373,7 @@ pub fn stdout_of(program: &str, args: &[&str]) -> Vec<u8> {
 }
 
 /// `stdout_of`, with the output as one trimmed line of text.
-pub fn run_line(program: &str, args: &[&str]) -> String {
+pub fn stdout_line(program: &str, args: &[&str]) -> String {
     String::from_utf8(stdout_of(program, args)).unwrap().trim().to_string()
 }
 

@@ -217,7 +217,7 @@ fn inspect_shows_what_the_image_holds() {
         .iter()
         .find(|p| p["path"].as_str().unwrap().ends_with("-busybox-static"))
         .unwrap();
-    let recorded = run_line(
+    let recorded = stdout_line(
         "nix-store",
         &["--query", "--size", busybox["path"].as_str().unwrap()],
     );

@@ -37,11 +37,11 @@ pub struct Attrs {
     pub closure: Vec<PathInfo>,
     pub outputs: BTreeMap<String, PathBuf>,
     /// For an extension image: the image it extends.
-    pub base: Option<BaseAttr>,
+    pub base: Option<BaseArg>,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-pub struct BaseAttr {
+pub struct BaseArg {
     /// The base's image file.
     pub image: PathBuf,
     pub pname: String,

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
-use crate::build::attrs::{Attrs, BaseAttr};
+use crate::build::attrs::{Attrs, BaseArg};
 use crate::build::closure::Closure;
 use crate::build::compression::{self, Compression};
 use crate::build::symlink::Symlink;
@@ -34,7 +34,7 @@ pub struct Config {
     pub out: PathBuf,
     pub closure: Closure,
     /// Set for an extension image.
-    pub base: Option<BaseAttr>,
+    pub base: Option<BaseArg>,
 }
 
 /// One entry of `units`: a unit file or a directory of unit files.

@@ -1,11 +1,20 @@
 /*!
-The build: read `.attrs.json`, validate it, read the base (for an
-extension), find the units, plan the tree, write the image, and tell the
-build log what it did.
+The write side: what Nix runs to build an image, a pipeline of one module
+per step.
+
+1. `attrs` reads `.attrs.json` as Nix wrote it, a plain mirror of it;
+2. `config` validates it into the build's settings, with the argument
+   rules of `compression`, `symlink` and `crate::systemd`; `closure` is
+   the closure Nix exported, typed and checked;
+3. `base` reads an extension's base image, through `crate::image`;
+4. `units` finds the unit files in the store;
+5. `plan` lays the image out as a `tree`, a plain value;
+6. `mksquashfs` runs mksquashfs on the `stream` of that tree, a tar
+   archive that `tar` writes and that reads the store as it goes;
+7. `summary` tells the build log what was done.
 */
 
 use std::fs;
-use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -30,9 +39,10 @@ pub mod tar;
 pub mod tree;
 pub mod units;
 
-pub fn run(attrs_file: &Path) -> Result<()> {
+/// Builds the image that `.attrs.json` describes, where Nix put it.
+pub fn run() -> Result<()> {
     let started = Instant::now();
-    let config = Config::from_attrs(Attrs::read(attrs_file)?)?;
+    let config = Config::from_attrs(Attrs::read(&Attrs::locate()?)?)?;
     let base = match &config.base {
         Some(base) => {
             let base = BaseImage::read(&base.image)?;

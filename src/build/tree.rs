@@ -87,7 +87,7 @@ pub enum Content {
 }
 
 impl Node {
-    fn describe(&self) -> String {
+    fn noun(&self) -> String {
         match self {
             Node::Dir { .. } => "a directory".to_string(),
             Node::File { .. } => "a file".to_string(),
@@ -122,12 +122,12 @@ impl Tree {
                 Some(Node::Dir { .. }) => {}
                 Some(other) => bail!(
                     "'{path}' would lie inside '{parent}', which is {}",
-                    other.describe()
+                    other.noun()
                 ),
             }
         }
         if let Some(old) = self.nodes.get(&path) {
-            bail!("'{path}' is already in the image, as {}", old.describe());
+            bail!("'{path}' is already in the image, as {}", old.noun());
         }
         self.nodes.insert(path, node);
         Ok(())
