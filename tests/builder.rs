@@ -36,7 +36,10 @@ fn fails(attrs: &serde_json::Value, dir: &Path) -> Failure {
 }
 
 fn demo_attrs(dir: &Path) -> serde_json::Value {
-    attrs_for_hand_run(&demo_image(r#"description = "direct";"#), &dir.join("out"))
+    attrs_for_hand_run(
+        &demo_image(r#"description = "direct";"#),
+        &dir.join("out"),
+    )
 }
 
 #[test]

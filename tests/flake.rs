@@ -101,7 +101,8 @@ fn flake_builds_and_checks_offline_against_a_stub() {
         &["usage: portable-service-builder"],
     );
 
-    let image = Unsquashfs::new(Path::new(&out("-demo-img-")).join("demo_1.0.raw"));
+    let image =
+        Unsquashfs::new(Path::new(&out("-demo-img-")).join("demo_1.0.raw"));
     assert_contains(
         &image.cat_string("etc/os-release"),
         &["PORTABLE_PREFIXES=demo\n"],

@@ -178,8 +178,10 @@ fn digests_store_paths_as_nix_records_them() {
     let digests = image.nar_digests(&inside);
     for (store_path, digest) in inside.iter().zip(digests) {
         let digest = digest.unwrap();
-        let hash = stdout_line("nix-store", &["--query", "--hash", store_path]);
-        let size = stdout_line("nix-store", &["--query", "--size", store_path]);
+        let hash =
+            stdout_line("nix-store", &["--query", "--hash", store_path]);
+        let size =
+            stdout_line("nix-store", &["--query", "--size", store_path]);
         assert_eq!(digest.nar_hash(), hash, "{store_path}");
         assert_eq!(digest.size.to_string(), size, "{store_path}");
     }

@@ -86,7 +86,8 @@ fn what_nix_records_in_its_store() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("portable-service-nar-test");
     store_like_tree(&root);
-    let store_path = stdout_line("nix-store", &["--add", root.to_str().unwrap()]);
+    let store_path =
+        stdout_line("nix-store", &["--add", root.to_str().unwrap()]);
     let digest = host::digest(Path::new(&store_path)).unwrap();
     let hash = stdout_line("nix-store", &["--query", "--hash", &store_path]);
     let size = stdout_line("nix-store", &["--query", "--size", &store_path]);
@@ -107,8 +108,10 @@ fn nixbase32_agrees_with_nix_hash() {
                 .collect();
             let hex: String =
                 bytes.iter().map(|b| format!("{b:02x}")).collect();
-            let nix32 =
-                stdout_line("nix-hash", &["--type", kind, "--to-base32", &hex]);
+            let nix32 = stdout_line(
+                "nix-hash",
+                &["--type", kind, "--to-base32", &hex],
+            );
             assert_eq!(nixbase32::encode(&bytes), nix32, "{kind} {hex}");
             assert_eq!(nixbase32::decode(&nix32).unwrap(), bytes, "{nix32}");
         }

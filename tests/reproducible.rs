@@ -43,8 +43,12 @@ fn builder_output_ignores_umask_and_build_directory() {
     for (umask, cores) in [("022", "1"), ("077", "2")] {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
-        let output =
-            run_builder(&attrs_for_hand_run(&expr, &out), dir.path(), umask, cores);
+        let output = run_builder(
+            &attrs_for_hand_run(&expr, &out),
+            dir.path(),
+            umask,
+            cores,
+        );
         assert!(output.status.success(), "{}", stderr(&output));
         images.push(std::fs::read(out.join("demo_1.0.raw")).unwrap());
     }

@@ -9,8 +9,6 @@ character outside the alphabet, and a first character with bits set above
 the input's end, so every byte string has exactly one spelling.
 */
 
-use anyhow::{bail, Result};
-
 pub const ALPHABET: &[u8; 32] = b"0123456789abcdfghijklmnpqrsvwxyz";
 
 /// The length of the text for `len` bytes.
@@ -34,23 +32,41 @@ pub fn encode(bytes: &[u8]) -> String {
     text
 }
 
-pub fn decode(text: &str) -> Result<Vec<u8>> {
+/// Why a text is not Nix base-32 (for the bytes asked for).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("'{text}' is not Nix base-32: no byte string has {} characters", text.len())]
+    Length { text: String },
+    #[error(
+        "'{text}' is not Nix base-32: '{}' is not in the alphabet {}",
+        char::from(*byte).escape_default(),
+        std::str::from_utf8(ALPHABET).expect("ASCII")
+    )]
+    Character { text: String, byte: u8 },
+    #[error(
+        "'{text}' is not Nix base-32: its first character sets bits beyond \
+         {} bytes", text.len() * 5 / 8
+    )]
+    Padding { text: String },
+    #[error(
+        "'{text}' is not {bytes} bytes in Nix base-32: that takes {} \
+         characters, not {}", encoded_len(*bytes), text.len()
+    )]
+    NotThatLong { text: String, bytes: usize },
+}
+
+pub fn decode(text: &str) -> Result<Vec<u8>, DecodeError> {
     let len = text.len() * 5 / 8;
     if encoded_len(len) != text.len() {
-        bail!(
-            "'{text}' is not Nix base-32: no byte string has {} characters",
-            text.len()
-        );
+        return Err(DecodeError::Length { text: text.to_string() });
     }
     let mut bytes = vec![0u8; len];
     for (n, c) in text.bytes().rev().enumerate() {
         let Some(digit) = ALPHABET.iter().position(|&a| a == c) else {
-            bail!(
-                "'{text}' is not Nix base-32: '{}' is not in the alphabet \
-                 {}",
-                c.escape_ascii(),
-                std::str::from_utf8(ALPHABET).expect("ASCII")
-            );
+            return Err(DecodeError::Character {
+                text: text.to_string(),
+                byte: c,
+            });
         };
         // A digit is 5 bits at bit offset 5n, possibly straddling two bytes.
         let digit = digit as u16;
@@ -61,10 +77,9 @@ pub fn decode(text: &str) -> Result<Vec<u8>> {
         let carry = (shifted >> 8) as u8;
         match bytes.get_mut(i + 1) {
             Some(next) => *next |= carry,
-            None if carry != 0 => bail!(
-                "'{text}' is not Nix base-32: its first character sets \
-                 bits beyond {len} bytes"
-            ),
+            None if carry != 0 => {
+                return Err(DecodeError::Padding { text: text.to_string() })
+            }
             None => {}
         }
     }
@@ -73,14 +88,14 @@ pub fn decode(text: &str) -> Result<Vec<u8>> {
 
 /// Decodes a text that must hold exactly `N` bytes, such as the 32
 /// characters of a store path's digest (20 bytes) or the 52 of a SHA-256.
-pub fn decode_array<const N: usize>(text: &str) -> Result<[u8; N]> {
+pub fn decode_array<const N: usize>(
+    text: &str,
+) -> Result<[u8; N], DecodeError> {
     if text.len() != encoded_len(N) {
-        bail!(
-            "'{text}' is not {N} bytes in Nix base-32: that takes {} \
-             characters, not {}",
-            encoded_len(N),
-            text.len()
-        );
+        return Err(DecodeError::NotThatLong {
+            text: text.to_string(),
+            bytes: N,
+        });
     }
     Ok(decode(text)?.try_into().expect("the length was checked"))
 }
@@ -142,22 +157,35 @@ mod tests {
     fn decodes_fixed_lengths() {
         let digest: [u8; 32] = decode_array(KNOWN[0].1).unwrap();
         assert_eq!(digest.to_vec(), unhex(KNOWN[0].0));
-        let err = decode_array::<20>(KNOWN[0].1).unwrap_err().to_string();
-        assert!(err.contains("takes 32 characters, not 52"), "{err}");
+        let err = decode_array::<20>(KNOWN[0].1).unwrap_err();
+        assert_eq!(
+            err,
+            DecodeError::NotThatLong { text: KNOWN[0].1.into(), bytes: 20 }
+        );
+        assert!(err.to_string().contains("takes 32 characters, not 52"));
     }
 
     #[test]
     fn refuses_what_is_not_nix_base32() {
-        for (bad, why) in [
-            // 'e', 'o', 't' and 'u' are left out of the alphabet.
-            ("0mdqa9w1p6cmli6976v4wi0sw9r4p5prkj7lzfd1877wk11c9c7e", "'e'"),
-            ("0mdqa9w1p6cmli6976v4wi0sw9r4p5prkj7lzfd1877wk11c9c7E", "'E'"),
-            ("0mdqa9w1p6cmli6976v4wi0sw9r4p5prkj7lzfd1877wk11c9c7", "51"),
-            ("2zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz", "bits"),
-            ("z", "1 characters"),
-        ] {
-            let err = decode(bad).unwrap_err().to_string();
-            assert!(err.contains(why), "{bad}: {err}");
-        }
+        let error = |bad: &str| decode(bad).unwrap_err();
+        // 'e', 'o', 't' and 'u' are left out of the alphabet.
+        let e = "0mdqa9w1p6cmli6976v4wi0sw9r4p5prkj7lzfd1877wk11c9c7e";
+        assert_eq!(
+            error(e),
+            DecodeError::Character { text: e.into(), byte: b'e' }
+        );
+        assert!(error(e).to_string().contains("'e' is not in the alphabet"));
+        let upper = "0mdqa9w1p6cmli6976v4wi0sw9r4p5prkj7lzfd1877wk11c9c7E";
+        assert_eq!(
+            error(upper),
+            DecodeError::Character { text: upper.into(), byte: b'E' }
+        );
+        let short = "0mdqa9w1p6cmli6976v4wi0sw9r4p5prkj7lzfd1877wk11c9c7";
+        assert_eq!(error(short), DecodeError::Length { text: short.into() });
+        assert!(error(short).to_string().contains("has 51 characters"));
+        let high = "2zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz";
+        assert_eq!(error(high), DecodeError::Padding { text: high.into() });
+        assert!(error(high).to_string().contains("bits beyond 32 bytes"));
+        assert_eq!(error("z"), DecodeError::Length { text: "z".into() });
     }
 }

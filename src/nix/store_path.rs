@@ -8,7 +8,6 @@ dot). A `StorePath` is always valid; parsing is the only way to make one.
 
 use std::fmt;
 
-use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::nix::nixbase32;
@@ -17,6 +16,25 @@ pub const NIX_STORE_DIR: &str = "/nix/store";
 
 const DIGEST_LEN: usize = 32;
 const NAME_MAX: usize = 211;
+
+/// Why a path is not a store path.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("'{0}' is not in the Nix store {NIX_STORE_DIR}")]
+    NotInStore(String),
+    #[error("'{0}' is inside a store path, not a store path itself")]
+    InsideStorePath(String),
+    #[error(
+        "'{0}' is not a store path name: it must start with {DIGEST_LEN} \
+         base-32 characters and '-'"
+    )]
+    Digest(String),
+    #[error(
+        "'{0}' is not a store path name: the name must be at most \
+         {NAME_MAX} characters of [A-Za-z0-9+-._?=] and not start with '.'"
+    )]
+    Name(String),
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
 #[serde(try_from = "String")]
@@ -27,22 +45,24 @@ pub struct StorePath {
 
 impl StorePath {
     /// Parses the absolute path of a store path itself (no sub-path).
-    pub fn from_absolute_path(path: &str) -> Result<StorePath> {
+    pub fn from_absolute_path(path: &str) -> Result<StorePath, Error> {
         let (store_path, rest) = StorePath::split_absolute_path(path)?;
         if !rest.is_empty() {
-            bail!("'{path}' is inside a store path, not a store path itself");
+            return Err(Error::InsideStorePath(path.to_string()));
         }
         Ok(store_path)
     }
 
     /// Splits `/nix/store/<digest>-<name>/sub/path` into the store path and
     /// the sub-path (`/sub/path`, or empty).
-    pub fn split_absolute_path(path: &str) -> Result<(StorePath, &str)> {
+    pub fn split_absolute_path(
+        path: &str,
+    ) -> Result<(StorePath, &str), Error> {
         let Some(rest) = path
             .strip_prefix(NIX_STORE_DIR)
             .and_then(|rest| rest.strip_prefix('/'))
         else {
-            bail!("'{path}' is not in the Nix store {NIX_STORE_DIR}");
+            return Err(Error::NotInStore(path.to_string()));
         };
         let (base_name, sub_path) = match rest.find('/') {
             Some(slash) => rest.split_at(slash),
@@ -52,7 +72,7 @@ impl StorePath {
     }
 
     /// Parses `<digest>-<name>`, an entry of the store directory.
-    pub fn from_base_name(base_name: &str) -> Result<StorePath> {
+    pub fn from_base_name(base_name: &str) -> Result<StorePath, Error> {
         let bytes = base_name.as_bytes();
         let digest_ok = bytes.len() > DIGEST_LEN + 1
             && bytes[..DIGEST_LEN]
@@ -60,10 +80,7 @@ impl StorePath {
                 .all(|b| nixbase32::ALPHABET.contains(b))
             && bytes[DIGEST_LEN] == b'-';
         if !digest_ok {
-            bail!(
-                "'{base_name}' is not a store path name: it must start with \
-                 {DIGEST_LEN} base-32 characters and '-'"
-            );
+            return Err(Error::Digest(base_name.to_string()));
         }
         let name = &base_name[DIGEST_LEN + 1..];
         let name_ok = name.len() <= NAME_MAX
@@ -72,11 +89,7 @@ impl StorePath {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"+-._?=".contains(&b));
         if !name_ok {
-            bail!(
-                "'{base_name}' is not a store path name: the name must be \
-                 at most {NAME_MAX} characters of [A-Za-z0-9+-._?=] and not \
-                 start with '.'"
-            );
+            return Err(Error::Name(base_name.to_string()));
         }
         Ok(StorePath { base_name: base_name.to_string() })
     }
@@ -97,9 +110,9 @@ impl StorePath {
 }
 
 impl TryFrom<String> for StorePath {
-    type Error = anyhow::Error;
+    type Error = Error;
 
-    fn try_from(path: String) -> Result<StorePath> {
+    fn try_from(path: String) -> Result<StorePath, Error> {
         StorePath::from_absolute_path(&path)
     }
 }
@@ -153,5 +166,24 @@ mod tests {
         ] {
             assert!(StorePath::from_absolute_path(bad).is_err(), "{bad}");
         }
+        let digest = "/nix/store/4nfb4995bpj54nsc3abjm3z60f0nfwgu-hello";
+        assert_eq!(
+            StorePath::from_absolute_path(digest),
+            Err(Error::Digest(digest["/nix/store/".len()..].into()))
+        );
+        let name = "/nix/store/4nfb4995bpj54nsc3abjm3z60f0nfwgf-demo@.service";
+        assert_eq!(
+            StorePath::from_absolute_path(name),
+            Err(Error::Name(name["/nix/store/".len()..].into()))
+        );
+        assert_eq!(
+            StorePath::from_absolute_path("/usr/bin/hello"),
+            Err(Error::NotInStore("/usr/bin/hello".into()))
+        );
+        let inside = format!("{HELLO}/bin/hello");
+        assert_eq!(
+            StorePath::from_absolute_path(&inside),
+            Err(Error::InsideStorePath(inside.clone()))
+        );
     }
 }

@@ -12,7 +12,6 @@ in some versions.
 use std::fmt;
 use std::io::{self, Write};
 
-use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
 use crate::nix::nixbase32;
@@ -65,25 +64,39 @@ impl Write for NarHasher {
     }
 }
 
-/// Parses a `narHash`: `sha256:` and 52 characters of Nix base-32, or 64
-/// hexadecimal digits.
-pub fn parse_sha256(nar_hash: &str) -> Result<[u8; 32]> {
-    let Some(digest) = nar_hash.strip_prefix("sha256:") else {
-        bail!("narHash '{nar_hash}' does not start with 'sha256:'");
-    };
-    let parsed = match digest.len() {
-        64 => parse_hex(digest),
-        _ => nixbase32::decode_array(digest),
-    };
-    parsed.with_context(|| format!("parsing narHash '{nar_hash}'"))
+/// Why a `narHash` cannot be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HashError {
+    #[error("narHash '{0}' does not start with 'sha256:'")]
+    NotSha256(String),
+    #[error("narHash '{hash}': '{pair}' is not a hexadecimal byte")]
+    Hex { hash: String, pair: String },
+    #[error("narHash '{hash}': {source}")]
+    Base32 { hash: String, source: nixbase32::DecodeError },
 }
 
-fn parse_hex(hex: &str) -> Result<[u8; 32]> {
+/// Parses a `narHash`: `sha256:` and 52 characters of Nix base-32, or 64
+/// hexadecimal digits.
+pub fn parse_sha256(nar_hash: &str) -> Result<[u8; 32], HashError> {
+    let Some(digest) = nar_hash.strip_prefix("sha256:") else {
+        return Err(HashError::NotSha256(nar_hash.to_string()));
+    };
+    if digest.len() == 64 {
+        return parse_hex(nar_hash, digest);
+    }
+    nixbase32::decode_array(digest).map_err(|source| HashError::Base32 {
+        hash: nar_hash.to_string(),
+        source,
+    })
+}
+
+fn parse_hex(nar_hash: &str, hex: &str) -> Result<[u8; 32], HashError> {
     let mut bytes = [0u8; 32];
     for (byte, pair) in bytes.iter_mut().zip(hex.as_bytes().chunks(2)) {
-        let pair = std::str::from_utf8(pair).unwrap_or("");
-        *byte = u8::from_str_radix(pair, 16).ok().with_context(|| {
-            format!("'{hex}' is not hexadecimal: '{pair}' is not a byte")
+        let pair = String::from_utf8_lossy(pair);
+        *byte = u8::from_str_radix(&pair, 16).map_err(|_| HashError::Hex {
+            hash: nar_hash.to_string(),
+            pair: pair.to_string(),
         })?;
     }
     Ok(bytes)
@@ -127,17 +140,19 @@ mod tests {
     fn parses_hex_and_refuses_other_forms() {
         let hex = format!("sha256:{}", "0f".repeat(32));
         assert_eq!(parse_sha256(&hex).unwrap(), [0x0f; 32]);
-        for (bad, why) in [
-            ("sha1:kpcd173cq987hw957sx6m0868wv3x6d9", "does not start"),
-            ("sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=", "start"),
-            (
-                "sha256:0ip26j2h11n1kgkz36rl4akv694yz65hr72q4kv4b3lxcbi65b3",
-                "52",
-            ),
-            (&format!("sha256:{}", "0g".repeat(32)), "'0g' is not a byte"),
-        ] {
-            let err = format!("{:#}", parse_sha256(bad).unwrap_err());
-            assert!(err.contains(why), "{bad}: {err}");
-        }
+        let sha1 = "sha1:kpcd173cq987hw957sx6m0868wv3x6d9";
+        assert_eq!(parse_sha256(sha1), Err(HashError::NotSha256(sha1.into())));
+        let sri = "sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
+        assert_eq!(parse_sha256(sri), Err(HashError::NotSha256(sri.into())));
+        let short =
+            "sha256:0ip26j2h11n1kgkz36rl4akv694yz65hr72q4kv4b3lxcbi65b3";
+        let err = parse_sha256(short).unwrap_err();
+        assert!(matches!(err, HashError::Base32 { .. }), "{err}");
+        assert!(err.to_string().contains("takes 52 characters, not 51"));
+        let bad_hex = format!("sha256:{}", "0g".repeat(32));
+        assert_eq!(
+            parse_sha256(&bad_hex),
+            Err(HashError::Hex { hash: bad_hex.clone(), pair: "0g".into() })
+        );
     }
 }
