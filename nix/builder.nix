@@ -19,9 +19,15 @@ rustPlatform.buildRustPackage {
       ../Cargo.lock
       ../rustfmt.toml
       ../src
-      # Cargo.toml names the integration test's entry point; cargo refuses
-      # the manifest without it.
-      (lib.fileset.fileFilter (file: file.hasExt "rs") ../tests)
+      # The image layout, which the builder reads at compile time.
+      ../nix/layout.json
+      # Cargo.toml names the integration tests' entry point, and cargo
+      # refuses the manifest without it; only the unit tests run here
+      # (cargoTestFlags), so no other test file is needed, and editing one
+      # does not rebuild the builder.
+      ../tests/tests.rs
+      # The NARs the unit tests check the writer against.
+      ../tests/data/nar
     ];
   };
 

@@ -14,11 +14,14 @@ const TWINS: &str = r#"(runCommand "twins" { } ''
     echo "reproducible-twins-7c1e" > $out/b/twin
   '')"#;
 
+/// `nix-build --check` fails unless the new output is bit for bit the one
+/// in the store.
 #[test]
+#[ignore = "runs nix-store --optimise over the whole store; scripts/test \
+            runs it (cargo test -- --include-ignored)"]
 fn nix_build_check_passes_across_cores_build_dirs_and_hard_links() {
     let expr = demo_image(&format!(r#"contents = [ {TWINS} ];"#));
-    let out = build(&expr);
-    let image = std::fs::read(out.join("demo_1.0.raw")).unwrap();
+    build(&expr);
 
     rebuild_and_compare(&expr, &["--cores", "1"]);
     rebuild_and_compare(&expr, &["--cores", "2"]);
@@ -32,13 +35,14 @@ fn nix_build_check_passes_across_cores_build_dirs_and_hard_links() {
     let b = std::fs::metadata(twins.join("b/twin")).unwrap();
     assert_eq!(a.ino(), b.ino(), "nix-store --optimise did not hard-link");
     rebuild_and_compare(&expr, &[]);
-
-    assert_eq!(std::fs::read(out.join("demo_1.0.raw")).unwrap(), image);
 }
 
+/// The builder run by hand, outside Nix, with other umasks, core counts and
+/// build directories, gives the bytes Nix's build gave.
 #[test]
 fn builder_output_ignores_umask_and_build_directory() {
     let expr = demo_image(r#"description = "umask";"#);
+    let built = std::fs::read(build(&expr).join("demo_1.0.raw")).unwrap();
     let mut images = Vec::new();
     for (umask, cores) in [("022", "1"), ("077", "2")] {
         let dir = tempfile::tempdir().unwrap();
@@ -53,7 +57,7 @@ fn builder_output_ignores_umask_and_build_directory() {
         images.push(std::fs::read(out.join("demo_1.0.raw")).unwrap());
     }
     assert!(
-        images[0] == images[1],
-        "umask or build directory changed the image"
+        images.iter().all(|image| *image == built),
+        "umask, cores or build directory changed the image"
     );
 }
