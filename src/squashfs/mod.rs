@@ -1,0 +1,15 @@
+/*!
+TODO spec
+*/
+
+mod bytes;
+pub mod compressor;
+pub mod directory;
+mod error;
+pub mod inode;
+pub mod metadata;
+pub mod source;
+pub mod superblock;
+pub mod table;
+
+pub use error::{Error, ErrorKind, Result};
