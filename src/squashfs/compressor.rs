@@ -78,8 +78,7 @@ impl Compressor {
     }
 
     pub fn id(self) -> u16 {
-        Compressor::ALL.iter().position(|c| *c == self).unwrap_or(0) as u16
-            + 1
+        Compressor::ALL.iter().position(|c| *c == self).unwrap_or(0) as u16 + 1
     }
 
     /// As `mksquashfs -comp` names it.
@@ -249,10 +248,10 @@ impl Codec {
             Compressor::Lzma => lzma(input),
             Compressor::Xz => xz(input, self.dictionary, self.xz_filters),
             Compressor::Lzo => {
-                let mut out = Vec::with_capacity(
-                    rust_lzo::worst_compress(input.len()),
-                );
-                let err = rust_lzo::LZOContext::new().compress(input, &mut out);
+                let mut out =
+                    Vec::with_capacity(rust_lzo::worst_compress(input.len()));
+                let err =
+                    rust_lzo::LZOContext::new().compress(input, &mut out);
                 (err == rust_lzo::LZOError::OK)
                     .then_some(out)
                     .ok_or_else(|| "lzo1x_1 failed".to_string())
@@ -271,11 +270,7 @@ impl Codec {
     }
 }
 
-fn inflate(
-    input: &[u8],
-    out: &mut Vec<u8>,
-    max: usize,
-) -> Result<(), String> {
+fn inflate(input: &[u8], out: &mut Vec<u8>, max: usize) -> Result<(), String> {
     // One byte beyond the limit tells "too long" from "just fits".
     out.reserve(max + 1);
     match Decompress::new(true).decompress_vec(
@@ -321,11 +316,7 @@ fn unxz(input: &[u8], out: &mut Vec<u8>, max: usize) -> Result<(), String> {
 
 /// LZMA alone, as squashfs-tools' `lzma_xz_wrapper.c` reads it: the
 /// header's size field bounds the output.
-fn unlzma(
-    input: &[u8],
-    out: &mut Vec<u8>,
-    max: usize,
-) -> Result<(), String> {
+fn unlzma(input: &[u8], out: &mut Vec<u8>, max: usize) -> Result<(), String> {
     let size = input
         .get(5..13)
         .map(|s| u64::from_le_bytes(s.try_into().expect("8 bytes")))

@@ -111,23 +111,27 @@ pub fn write(
     let mut index_from = 0;
     for e in entries {
         let entry_len = ENTRY + e.name.len();
-        let too_far = listing.len() + entry_len - index_from > metadata::BLOCK_SIZE;
-        let delta = run.map(|(_, _, _, base)| i64::from(e.number) - i64::from(base));
+        let too_far =
+            listing.len() + entry_len - index_from > metadata::BLOCK_SIZE;
+        let delta =
+            run.map(|(_, _, _, base)| i64::from(e.number) - i64::from(base));
         let fits = run.is_some_and(|(_, count, block, _)| {
             count < MAX_RUN && block == e.inode.block && !too_far
         }) && delta.is_some_and(|d| i16::try_from(d).is_ok());
         if !fits {
             if let Some((at, count, _, _)) = run {
-                listing[at..at + 4].copy_from_slice(&(count - 1).to_le_bytes());
+                listing[at..at + 4]
+                    .copy_from_slice(&(count - 1).to_le_bytes());
                 if too_far {
                     indexed.push((listing.len(), &e.name));
                     index_from = listing.len();
                 }
             }
             run = Some((listing.len(), 0, e.inode.block, e.number));
-            listing.extend([0; 4]);
-            listing.extend(e.inode.block.to_le_bytes());
-            listing.extend(e.number.to_le_bytes());
+            let mut header = [0; HEADER];
+            header[4..8].copy_from_slice(&e.inode.block.to_le_bytes());
+            header[8..].copy_from_slice(&e.number.to_le_bytes());
+            listing.extend(header);
         }
         let (_, count, _, base) = run.as_mut().expect("a run was started");
         *count += 1;
@@ -179,7 +183,8 @@ mod tests {
         let codec = Codec::new(Compressor::Gzip, None, 4096).unwrap();
         let mut table = metadata::Writer::new(&codec);
         table.write(&[1; 5000]).unwrap();
-        let entries: Vec<_> = (0..600).map(|i| entry(i, i / 300 * 9000)).collect();
+        let entries: Vec<_> =
+            (0..600).map(|i| entry(i, i / 300 * 9000)).collect();
         let written = write(&entries, &mut table).unwrap();
         assert_eq!(written.start, MetaRef { block: 0, offset: 5000 });
         let listing_len = written.size as usize - 3;
@@ -195,8 +200,10 @@ mod tests {
         let stored = table.finish().unwrap();
         let path = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(path.path(), &stored).unwrap();
-        let source = super::super::source::Source::open(path.path(), None).unwrap();
-        let t = metadata::Table::read(&source, &codec, 0, stored.len() as u64).unwrap();
+        let source =
+            super::super::source::Source::open(path.path(), None).unwrap();
+        let t = metadata::Table::read(&source, &codec, 0, stored.len() as u64)
+            .unwrap();
         let at = t.position(written.start).unwrap();
         let parsed = parse(&t.bytes()[at..], listing_len).unwrap();
         assert_eq!(parsed, entries);

@@ -130,6 +130,9 @@ mod tests {
             .in_file(Path::new("a.raw"))
             .in_file(Path::new("b.raw"));
         assert_eq!(err.kind(), ErrorKind::Io);
-        assert_eq!(err.to_string(), "a.raw: reading (at byte 96): unexpected end of file");
+        assert_eq!(
+            err.to_string(),
+            "a.raw: reading (at byte 96): unexpected end of file"
+        );
     }
 }

@@ -218,7 +218,16 @@ impl Inode {
                 let fragment = c.u32()?;
                 let offset = c.u32()?;
                 let size = c.u32()?.into();
-                file(&mut c, block_size, blocks_start, size, 0, 1, fragment, offset)?
+                file(
+                    &mut c,
+                    block_size,
+                    blocks_start,
+                    size,
+                    0,
+                    1,
+                    fragment,
+                    offset,
+                )?
             }
             k if k == FILE + EXTENDED => {
                 let blocks_start = c.u64()?;
@@ -308,7 +317,10 @@ impl Inode {
         match &self.data {
             InodeData::Directory(d) if extended => {
                 let count = u16::try_from(d.index.len()).map_err(|_| {
-                    Error::new(ErrorKind::Invalid, "a directory index over 65535 entries")
+                    Error::new(
+                        ErrorKind::Invalid,
+                        "a directory index over 65535 entries",
+                    )
                 })?;
                 u32le(out, d.nlink);
                 u32le(out, d.size);
@@ -332,7 +344,8 @@ impl Inode {
                 u32le(out, d.parent);
             }
             InodeData::File(f) => {
-                let (fragment, offset) = f.fragment.unwrap_or((NO_FRAGMENT, 0));
+                let (fragment, offset) =
+                    f.fragment.unwrap_or((NO_FRAGMENT, 0));
                 if extended {
                     u64le(out, f.blocks_start);
                     u64le(out, f.size);
@@ -466,7 +479,10 @@ mod tests {
             fragment: Some((0, 100)),
             blocks: vec![BlockSize(100), BlockSize(4096 | BlockSize::STORED)],
         };
-        assert_eq!(round_trip(&inode(InodeData::File(file.clone()))).len(), 40);
+        assert_eq!(
+            round_trip(&inode(InodeData::File(file.clone()))).len(),
+            40
+        );
         let linked = File { nlink: 2, sparse: 4096, ..file };
         assert_eq!(round_trip(&inode(InodeData::File(linked))).len(), 64);
         let dir = Directory {
@@ -477,8 +493,15 @@ mod tests {
             parent: 9,
             index: Vec::new(),
         };
-        assert_eq!(round_trip(&inode(InodeData::Directory(dir.clone()))).len(), 32);
-        let index = vec![DirIndex { index: 8000, start_block: 77, name: b"m".to_vec() }];
+        assert_eq!(
+            round_trip(&inode(InodeData::Directory(dir.clone()))).len(),
+            32
+        );
+        let index = vec![DirIndex {
+            index: 8000,
+            start_block: 77,
+            name: b"m".to_vec(),
+        }];
         let big = Directory { size: 70000, index, ..dir };
         assert_eq!(round_trip(&inode(InodeData::Directory(big))).len(), 53);
         let target = vec![b'x'; MAX_SYMLINK];
@@ -510,7 +533,8 @@ mod tests {
         let mut bad_type = out.clone();
         bad_type[0] = 15;
         assert!(Inode::parse(&bad_type, 4096).is_err());
-        let long = inode(InodeData::Symlink { nlink: 1, target: vec![b'x'; 4096] });
+        let long =
+            inode(InodeData::Symlink { nlink: 1, target: vec![b'x'; 4096] });
         assert!(long.write(&mut Vec::new()).is_err());
     }
 }

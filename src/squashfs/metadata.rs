@@ -143,8 +143,9 @@ impl<'a> Writer<'a> {
 
     /// Where the next byte written will be.
     pub fn position(&self) -> Result<MetaRef> {
-        let block = u32::try_from(self.done.len())
-            .map_err(|_| Error::new(super::ErrorKind::Invalid, "a table over 4 GiB"))?;
+        let block = u32::try_from(self.done.len()).map_err(|_| {
+            Error::new(super::ErrorKind::Invalid, "a table over 4 GiB")
+        })?;
         Ok(MetaRef { block, offset: self.pending.len() as u16 })
     }
 
@@ -175,7 +176,11 @@ impl<'a> Writer<'a> {
 }
 
 /// Appends one metadata block holding `data` (at most 8 KiB) to `out`.
-pub fn push_block(out: &mut Vec<u8>, codec: &Codec, data: &[u8]) -> Result<()> {
+pub fn push_block(
+    out: &mut Vec<u8>,
+    codec: &Codec,
+    data: &[u8],
+) -> Result<()> {
     debug_assert!(!data.is_empty() && data.len() <= BLOCK_SIZE);
     match codec.compress(data)? {
         Some(packed) => {
@@ -218,7 +223,8 @@ mod tests {
         let path = dir.path().join("t");
         std::fs::write(&path, &table).unwrap();
         let source = Source::open(&path, None).unwrap();
-        let read = Table::read(&source, &codec, 0, table.len() as u64).unwrap();
+        let read =
+            Table::read(&source, &codec, 0, table.len() as u64).unwrap();
         assert_eq!(read.bytes(), &[7; 8201][..]);
         assert_eq!(read.position(second).unwrap(), 8200);
         let past = MetaRef { block: second.block, offset: 9 };

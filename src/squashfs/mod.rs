@@ -8,8 +8,10 @@ pub mod directory;
 mod error;
 pub mod inode;
 pub mod metadata;
+pub mod reader;
 pub mod source;
 pub mod superblock;
 pub mod table;
 
 pub use error::{Error, ErrorKind, Result};
+pub use reader::{Entry, EntryKind, FileReader, Image};

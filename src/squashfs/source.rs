@@ -20,8 +20,8 @@ pub struct Source {
 impl Source {
     /// The whole file, or `len` bytes from `offset` in it.
     pub fn open(path: &Path, range: Option<(u64, u64)>) -> Result<Source> {
-        let file = File::open(path)
-            .map_err(|e| Error::io("opening the image", e))?;
+        let file =
+            File::open(path).map_err(|e| Error::io("opening the image", e))?;
         let size = file
             .metadata()
             .map_err(|e| Error::io("reading the image's size", e))?

@@ -148,17 +148,23 @@ mod tests {
     fn fragments_round_trip_over_several_blocks() {
         let codec = Codec::new(Compressor::Zstd, None, 4096).unwrap();
         let fragments: Vec<_> = (0..1000u64)
-            .map(|i| Fragment { start: 96 + i * 4096, size: BlockSize(i as u32 % 4096 + 1) })
+            .map(|i| Fragment {
+                start: 96 + i * 4096,
+                size: BlockSize(i as u32 % 4096 + 1),
+            })
             .collect();
         let mut out = vec![0; 100];
-        let start = write(&mut out, 0, &codec, &fragment_records(&fragments)).unwrap();
+        let start =
+            write(&mut out, 0, &codec, &fragment_records(&fragments)).unwrap();
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), &out).unwrap();
         let source = Source::open(file.path(), None).unwrap();
         let read = read_fragments(&source, &codec, start, 1000, 4096).unwrap();
         assert_eq!(read, fragments);
         assert!(read_fragments(&source, &codec, start, 1025, 4096).is_err());
-        assert!(read_fragments(&source, &codec, start, u32::MAX, 4096).is_err());
+        assert!(
+            read_fragments(&source, &codec, start, u32::MAX, 4096).is_err()
+        );
         assert!(read_ids(&source, &codec, start, 3).is_err());
     }
 }

@@ -1,0 +1,476 @@
+// Our squashfs code against the real tools: images made by mksquashfs
+// read back as unsquashfs reads them, damaged images refused without a
+// panic, and layers assembled into images that unsquashfs and the kernel
+// read as the image mksquashfs makes of the whole tree.
+
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
+
+use portable_service::squashfs::{EntryKind, ErrorKind, Image};
+
+use crate::util::{run, stderr};
+
+const COMPRESSORS: [&str; 6] = ["gzip", "lzma", "lzo", "xz", "lz4", "zstd"];
+
+/// Runs `program`, which must succeed; a missing tool fails the test
+/// naming it.
+fn ok(cmd: &mut Command) -> Vec<u8> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let output = run(cmd);
+    assert!(output.status.success(), "{program} failed: {}", stderr(&output));
+    output.stdout
+}
+
+/// mksquashfs as the project runs it (`src/mksquashfs.rs`), from a
+/// directory; `extra` flags go last.
+fn mksquashfs(
+    src: &Path,
+    image: &Path,
+    comp: &str,
+    block: u32,
+    extra: &[&str],
+) {
+    ok(Command::new("mksquashfs")
+        .arg(src)
+        .arg(image)
+        .args(["-noappend", "-exit-on-error", "-quiet", "-no-progress"])
+        .args(["-no-exports", "-no-xattrs", "-root-mode", "755"])
+        .args(["-b", &block.to_string(), "-comp", comp])
+        .args(extra)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SOURCE_DATE_EPOCH", "0"));
+}
+
+/// `unsquashfs -lln`, one line per entry with runs of spaces made one, in
+/// UTC.
+fn unsquashfs_listing(image: &Path) -> Vec<String> {
+    let out = ok(Command::new("unsquashfs")
+        .args(["-lln", "-d", ""])
+        .arg(image)
+        .env("TZ", "UTC"));
+    out.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            String::from_utf8_lossy(l)
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+fn mode_string(kind: &EntryKind, mode: u16) -> String {
+    let mut s = String::new();
+    s.push(match kind {
+        EntryKind::Directory => 'd',
+        EntryKind::File { .. } => '-',
+        EntryKind::Symlink { .. } => 'l',
+        EntryKind::CharDevice { .. } => 'c',
+        EntryKind::BlockDevice { .. } => 'b',
+        EntryKind::Fifo => 'p',
+        EntryKind::Socket => 's',
+    });
+    for (shift, special, letter) in
+        [(6, 0o4000, 's'), (3, 0o2000, 's'), (0, 0o1000, 't')]
+    {
+        let bits = mode >> shift;
+        s.push(if bits & 4 != 0 { 'r' } else { '-' });
+        s.push(if bits & 2 != 0 { 'w' } else { '-' });
+        s.push(match (bits & 1 != 0, mode & special != 0) {
+            (true, true) => letter,
+            (false, true) => letter.to_ascii_uppercase(),
+            (true, false) => 'x',
+            (false, false) => '-',
+        });
+    }
+    s
+}
+
+/// `YYYY-MM-DD HH:MM` in UTC, as unsquashfs prints it with TZ=UTC.
+fn date(secs: u32) -> String {
+    let days = i64::from(secs / 86400);
+    let (hh, mm) = (secs % 86400 / 3600, secs % 3600 / 60);
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}")
+}
+
+/// Our reader's listing in the form of `unsquashfs_listing`.
+fn our_listing(image: &Image) -> Vec<String> {
+    image
+        .entries()
+        .map(|e| {
+            let e = e.unwrap();
+            let kind = e.kind();
+            let size = match (&kind, &e.inode.data) {
+                (
+                    _,
+                    portable_service::squashfs::inode::InodeData::Directory(d),
+                ) => d.size.to_string(),
+                (EntryKind::File { size }, _) => size.to_string(),
+                (EntryKind::Symlink { target }, _) => {
+                    target.as_os_str().len().to_string()
+                }
+                (EntryKind::CharDevice { major, minor }, _)
+                | (EntryKind::BlockDevice { major, minor }, _) => {
+                    format!("{major}, {minor}")
+                }
+                _ => "0".to_string(),
+            };
+            let path = if e.path == Path::new("/") {
+                String::new()
+            } else {
+                e.path.to_string_lossy().into_owned()
+            };
+            let mut line = format!(
+                "{} {}/{} {size} {} {path}",
+                mode_string(&kind, e.mode()),
+                e.uid,
+                e.gid,
+                date(e.mtime()),
+            );
+            if let EntryKind::Symlink { target } = kind {
+                line += &format!(" -> {}", target.to_string_lossy());
+            }
+            line.split_whitespace().collect::<Vec<_>>().join(" ")
+        })
+        .collect()
+}
+
+fn assert_same_lines(ours: &[String], theirs: &[String], what: &str) {
+    for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
+        assert_eq!(a, b, "{what}: line {i} differs");
+    }
+    assert_eq!(ours.len(), theirs.len(), "{what}: number of entries");
+}
+
+/// Every file read by our reader equals the one unsquashfs extracted.
+fn assert_same_contents(image: &Image, extracted: &Path) {
+    let mut files = 0;
+    for e in image.entries() {
+        let e = e.unwrap();
+        if let EntryKind::File { size } = e.kind() {
+            let ours = image.read_file(&e.path).unwrap();
+            assert_eq!(ours.len() as u64, size, "{}", e.path.display());
+            let rel = e.path.strip_prefix("/").unwrap();
+            let theirs = fs::read(extracted.join(rel)).unwrap();
+            assert!(ours == theirs, "{} differs", e.path.display());
+            files += 1;
+        }
+    }
+    assert!(files > 0);
+}
+
+fn unsquashfs_extract(image: &Path, dest: &Path) {
+    ok(Command::new("unsquashfs")
+        .arg("-no-xattrs")
+        .arg("-d")
+        .arg(dest)
+        .arg(image));
+}
+
+/// Bytes that compress a little, as most files do.
+fn pattern(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
+    (0..len)
+        .map(|i| {
+            if i % 3 == 0 {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+            }
+            (x >> (i % 3 * 8)) as u8 & 0x3f
+        })
+        .collect()
+}
+
+fn write(path: &Path, contents: &[u8], mode: u32) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, contents).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A tree shaped like an image's: store paths under `usr/nix/store`, each
+/// holding one kind of trouble for a squashfs reader or writer, plus a
+/// file outside the store. Sizes are in terms of `block`.
+fn fixture(root: &Path, block: usize) {
+    let store = root.join("usr/nix/store");
+    let files = store.join("0aaa-files");
+    write(&files.join("empty"), b"", 0o644);
+    write(&files.join("tiny"), b"0123456789", 0o444);
+    write(&files.join("exact1"), &pattern(block, 1), 0o644);
+    write(&files.join("exact3"), &pattern(3 * block, 2), 0o755);
+    write(&files.join("blocks-and-tail"), &pattern(2 * block + 100, 3), 0o644);
+    write(&files.join("big"), &pattern(1_500_007, 4), 0o644);
+    let mut holey = pattern(block, 5);
+    holey.extend(vec![0; 2 * block]);
+    holey.extend(pattern(block + 10, 6));
+    write(&files.join("sparse"), &holey, 0o644);
+    write(&files.join("zeros"), &vec![0; 3 * block], 0o644);
+    write(&files.join("dup-1"), &pattern(2 * block + 50, 7), 0o644);
+    write(&files.join("dup-2"), &pattern(2 * block + 50, 7), 0o644);
+    write(&files.join("small-dup-1"), &pattern(100, 8), 0o644);
+    write(&files.join("small-dup-2"), &pattern(100, 8), 0o644);
+    write(&files.join("setuid"), b"#!/bin/sh\n", 0o4755);
+    write(&files.join("link-1"), &pattern(5000, 9), 0o644);
+    fs::hard_link(files.join("link-1"), files.join("link-2")).unwrap();
+    fs::create_dir(files.join("sticky")).unwrap();
+    fs::set_permissions(
+        files.join("sticky"),
+        fs::Permissions::from_mode(0o1777),
+    )
+    .unwrap();
+
+    let links = store.join("1bbb-links");
+    fs::create_dir_all(&links).unwrap();
+    for len in [1, 255, 256, 1000, 4095] {
+        let target: String =
+            (0..len).map(|i| if i % 100 == 99 { '/' } else { 'x' }).collect();
+        symlink(&target, links.join(format!("target-{len}"))).unwrap();
+    }
+    symlink("../0aaa-files/tiny", links.join("relative")).unwrap();
+
+    let names = store.join("2ccc-names");
+    crate::util::store_like_tree(&names);
+    write(&names.join("n".repeat(255)), b"long name", 0o644);
+
+    let big_dir = store.join("3ddd-big-dir");
+    for i in 0..3000 {
+        write(
+            &big_dir.join(format!("entry-{i:05}")),
+            format!("{i}\n").as_bytes(),
+            0o644,
+        );
+    }
+
+    let mut deep = store.join("4eee-deep");
+    for i in 0..60 {
+        deep.push(format!("d{i}"));
+    }
+    write(&deep.join("bottom"), b"deep\n", 0o644);
+
+    fs::create_dir_all(store.join("5fff-empty")).unwrap();
+    write(&root.join("etc/os-release"), b"ID=test\n", 0o644);
+}
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// Our listing and every file's bytes equal what unsquashfs reads.
+fn assert_reads_like_unsquashfs(image_path: &Path, work: &Path) {
+    let image = Image::open(image_path).unwrap();
+    let what = image_path.display().to_string();
+    assert_same_lines(
+        &our_listing(&image),
+        &unsquashfs_listing(image_path),
+        &what,
+    );
+    let extracted = work.join("extracted");
+    let _ = fs::remove_dir_all(&extracted);
+    unsquashfs_extract(image_path, &extracted);
+    assert_same_contents(&image, &extracted);
+    fs::remove_dir_all(&extracted).unwrap();
+}
+
+fn reader_matches_unsquashfs(block: u32) {
+    let dir = tempdir();
+    let src = dir.path().join("src");
+    fixture(&src, block as usize);
+    for comp in COMPRESSORS {
+        let image = dir.path().join(format!("{comp}.raw"));
+        mksquashfs(&src, &image, comp, block, &["-all-root"]);
+        assert_reads_like_unsquashfs(&image, dir.path());
+        let opened = Image::open(&image).unwrap();
+        assert_eq!(opened.compressor().name(), comp);
+        assert_eq!(opened.block_size(), block);
+        assert_eq!(opened.superblock().mkfs_time, 0);
+    }
+}
+
+#[test]
+fn reader_matches_unsquashfs_4k() {
+    reader_matches_unsquashfs(4096);
+}
+
+#[test]
+fn reader_matches_unsquashfs_1m() {
+    reader_matches_unsquashfs(1 << 20);
+}
+
+/// Owners other than root, devices, pipes and sockets (mksquashfs keeps
+/// them without `-all-root`).
+#[test]
+fn reader_reads_owners_and_special_files() {
+    let dir = tempdir();
+    let src = dir.path().join("src");
+    crate::util::store_like_tree(&src);
+    let chown = |path: &str, owner: &str| {
+        ok(Command::new("chown").arg("-h").arg(owner).arg(src.join(path)));
+    };
+    chown("bin/hello", "1000:100");
+    chown("bin/hi", "65534:65533");
+    chown("share/doc", "4000000:7");
+    ok(Command::new("mknod").arg(src.join("null")).args(["c", "1", "3"]));
+    ok(Command::new("mknod")
+        .arg(src.join("disk"))
+        .args(["b", "259", "300000"]));
+    ok(Command::new("mkfifo").arg(src.join("fifo")));
+    std::os::unix::net::UnixListener::bind(src.join("socket")).unwrap();
+    let image = dir.path().join("owners.raw");
+    mksquashfs(&src, &image, "zstd", 4096, &[]);
+    let opened = Image::open(&image).unwrap();
+    assert!(opened.ids().len() >= 5, "{:?}", opened.ids());
+    let disk = opened.entry(Path::new("/disk")).unwrap();
+    let expected = EntryKind::BlockDevice { major: 259, minor: 300_000 };
+    assert_eq!(disk.kind(), expected);
+    // unsquashfs 4.5.1 prints minors over 255 wrongly; the kernel decodes
+    // them as we do (`new_decode_dev`).
+    let without_disk = |lines: Vec<String>| -> Vec<String> {
+        lines.into_iter().filter(|l| !l.ends_with(" /disk")).collect()
+    };
+    assert_same_lines(
+        &without_disk(our_listing(&opened)),
+        &without_disk(unsquashfs_listing(&image)),
+        "owners",
+    );
+}
+
+#[test]
+fn reader_opens_an_image_inside_a_larger_file() {
+    let dir = tempdir();
+    let src = dir.path().join("src");
+    crate::util::store_like_tree(&src);
+    let image = dir.path().join("plain.raw");
+    mksquashfs(&src, &image, "xz", 4096, &["-all-root"]);
+    let bytes = fs::read(&image).unwrap();
+    let mut disk = vec![0xa5; 1 << 20];
+    disk.extend(&bytes);
+    disk.extend(vec![0x5a; 12345]);
+    let disk_path = dir.path().join("disk");
+    fs::write(&disk_path, disk).unwrap();
+    let inner =
+        Image::open_range(&disk_path, 1 << 20, bytes.len() as u64).unwrap();
+    let plain = Image::open(&image).unwrap();
+    assert_eq!(our_listing(&inner), our_listing(&plain));
+    assert_eq!(
+        inner.read_file(Path::new("/share/doc/odd")).unwrap(),
+        vec![0xa5; 1001]
+    );
+    let beyond = Image::open_range(&disk_path, 1 << 20, 1 << 30).unwrap_err();
+    assert_eq!(beyond.kind(), ErrorKind::Corrupt);
+    let off =
+        Image::open_range(&disk_path, 1000, bytes.len() as u64).unwrap_err();
+    assert_eq!(off.kind(), ErrorKind::Corrupt);
+    assert!(off.to_string().contains("magic"), "{off}");
+    assert!(
+        off.to_string().contains(&disk_path.display().to_string()),
+        "{off}"
+    );
+}
+
+#[test]
+fn reader_lookups_and_errors() {
+    let dir = tempdir();
+    let src = dir.path().join("src");
+    fixture(&src, 4096);
+    let image_path = dir.path().join("img.raw");
+    mksquashfs(&src, &image_path, "gzip", 4096, &["-all-root"]);
+    let image = Image::open(&image_path).unwrap();
+    let tiny = Path::new("usr/nix/store/0aaa-files/tiny");
+    assert_eq!(image.read_file(tiny).unwrap(), b"0123456789");
+    assert_eq!(
+        image.entry(Path::new("/")).unwrap().kind(),
+        EntryKind::Directory
+    );
+    let link = image
+        .entry(Path::new("/usr/nix/store/1bbb-links/target-4095"))
+        .unwrap();
+    let EntryKind::Symlink { target } = link.kind() else {
+        panic!("{link:?}")
+    };
+    assert_eq!(target.as_os_str().len(), 4095);
+    let missing = image.entry(Path::new("/usr/nope")).unwrap_err();
+    assert_eq!(missing.kind(), ErrorKind::NotFound);
+    assert!(missing.to_string().contains("/usr/nope"), "{missing}");
+    let through_file =
+        image.entry(&Path::new("/").join(tiny).join("x")).unwrap_err();
+    assert_eq!(through_file.kind(), ErrorKind::NotFound);
+    let dir_as_file = image.read_file(Path::new("/usr")).unwrap_err();
+    assert_eq!(dir_as_file.kind(), ErrorKind::WrongKind);
+    let a =
+        image.entry(Path::new("/usr/nix/store/0aaa-files/link-1")).unwrap();
+    let b =
+        image.entry(Path::new("/usr/nix/store/0aaa-files/link-2")).unwrap();
+    assert_eq!(a.inode_ref, b.inode_ref);
+    assert_eq!(a.inode.data.nlink(), 2);
+    let not_an_image = Image::open(&src.join("etc/os-release")).unwrap_err();
+    assert_eq!(not_an_image.kind(), ErrorKind::Corrupt);
+    let absent = Image::open(&dir.path().join("absent")).unwrap_err();
+    assert_eq!(absent.kind(), ErrorKind::Io);
+}
+
+/// Reads everything an image holds, as `verify` would; errors are
+/// expected on damaged images, panics are not.
+fn read_everything(
+    image: &Image,
+) -> Result<(), portable_service::squashfs::Error> {
+    for e in image.entries() {
+        let e = e?;
+        if let EntryKind::File { .. } = e.kind() {
+            image.read_file(&e.path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Truncated, bit-flipped and overwritten copies of real images give
+/// errors, never a panic (a panic fails this test).
+#[test]
+fn reader_survives_damaged_images() {
+    let dir = tempdir();
+    let src = dir.path().join("src");
+    crate::util::store_like_tree(&src);
+    write(&src.join("many-blocks"), &pattern(40_000, 3), 0o644);
+    for comp in COMPRESSORS {
+        let image_path = dir.path().join(format!("{comp}.raw"));
+        mksquashfs(&src, &image_path, comp, 4096, &["-all-root"]);
+        let good = fs::read(&image_path).unwrap();
+        let used =
+            Image::open(&image_path).unwrap().superblock().bytes_used as usize;
+        let damaged = dir.path().join("damaged.raw");
+        for len in (0..used).step_by(97).chain([used - 1]) {
+            fs::write(&damaged, &good[..len]).unwrap();
+            let err = Image::open(&damaged).unwrap_err();
+            assert!(err.file() == Some(damaged.as_path()), "{err}");
+        }
+        let (mut errors, mut copies) = (0, 0);
+        for at in (0..used).step_by(11) {
+            for value in [0xff, good[at] ^ 0x10] {
+                copies += 1;
+                let mut bytes = good.clone();
+                bytes[at] = value;
+                fs::write(&damaged, &bytes).unwrap();
+                match Image::open(&damaged) {
+                    Ok(image) => {
+                        errors += usize::from(read_everything(&image).is_err())
+                    }
+                    Err(_) => errors += 1,
+                }
+            }
+        }
+        eprintln!("{comp}: {errors} of {copies} damaged copies refused");
+        assert!(errors > 0, "{comp}: no damaged copy refused");
+    }
+}
