@@ -474,3 +474,131 @@ fn reader_survives_damaged_images() {
         assert!(errors > 0, "{comp}: no damaged copy refused");
     }
 }
+
+/// Splits the tree at `src` into `n` layer trees under `dest`, as the
+/// layered build does: store path i (in name order) goes to layer i % n,
+/// what is outside the store to layer 0, and every layer has the
+/// directories above the store.
+fn split(src: &Path, dest: &Path, n: usize) -> Vec<std::path::PathBuf> {
+    let layers: Vec<_> =
+        (0..n).map(|k| dest.join(format!("layer-{k}"))).collect();
+    for layer in &layers {
+        fs::create_dir_all(layer.join("usr/nix/store")).unwrap();
+    }
+    let store = src.join("usr/nix/store");
+    let mut paths: Vec<_> =
+        fs::read_dir(&store).unwrap().map(|e| e.unwrap().path()).collect();
+    paths.sort();
+    for (i, path) in paths.iter().enumerate() {
+        ok(Command::new("cp")
+            .arg("-a")
+            .arg(path)
+            .arg(layers[i % n].join("usr/nix/store")));
+    }
+    for top in fs::read_dir(src).unwrap() {
+        let top = top.unwrap().path();
+        if top.file_name().unwrap() != "usr" {
+            ok(Command::new("cp").arg("-a").arg(&top).arg(&layers[0]));
+        }
+    }
+    layers
+}
+
+/// Mounts an image read-only with the kernel; unmounts when dropped.
+struct Mount(std::path::PathBuf);
+
+impl Mount {
+    fn new(image: &Path, at: &Path) -> Mount {
+        fs::create_dir_all(at).unwrap();
+        ok(Command::new("mount")
+            .args(["-t", "squashfs", "-o", "loop,ro"])
+            .arg(image)
+            .arg(at));
+        Mount(at.to_path_buf())
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// `diff -r` between a mounted image and the tree it was made from.
+fn assert_kernel_reads_tree(image: &Path, tree: &Path, work: &Path) {
+    let mnt = work.join("mnt");
+    let _mount = Mount::new(image, &mnt);
+    ok(Command::new("diff")
+        .args(["-r", "--no-dereference"])
+        .arg(tree)
+        .arg(&mnt));
+}
+
+/// Layers made by mksquashfs and assembled give the image mksquashfs
+/// makes of the whole tree: same listing (owners, modes, sizes, symlinks,
+/// directory sizes), same bytes in every file; and the kernel reads the
+/// tree back from it.
+fn assemble_like_mksquashfs(comp: &str, block: u32, counts: &[usize]) {
+    let dir = tempdir();
+    let src = dir.path().join("src");
+    fixture(&src, block as usize);
+    let whole = dir.path().join("whole.raw");
+    mksquashfs(&src, &whole, comp, block, &["-all-root"]);
+    let expected = unsquashfs_listing(&whole);
+    for &n in counts {
+        let parts = dir.path().join(format!("parts-{n}"));
+        let trees = split(&src, &parts, n);
+        let layers: Vec<_> = trees
+            .iter()
+            .map(|tree| {
+                let image = tree.with_extension("raw");
+                mksquashfs(tree, &image, comp, block, &["-all-root"]);
+                image
+            })
+            .collect();
+        let layer_refs: Vec<&Path> =
+            layers.iter().map(|p| p.as_path()).collect();
+        let out = dir.path().join(format!("assembled-{n}.raw"));
+        let stats =
+            portable_service::squashfs::assemble(&layer_refs, &out).unwrap();
+        assert_eq!(stats.layers, n);
+        assert_eq!(stats.entries as usize, expected.len());
+        assert_eq!(stats.image_bytes, fs::metadata(&out).unwrap().len());
+        let what = format!("{comp} {block} {n} layers");
+        assert_same_lines(&unsquashfs_listing(&out), &expected, &what);
+        assert_reads_like_unsquashfs(&out, dir.path());
+        let whole_image = Image::open(&whole).unwrap();
+        let ours = Image::open(&out).unwrap();
+        for e in whole_image.entries() {
+            let e = e.unwrap();
+            if let EntryKind::File { .. } = e.kind() {
+                let a = whole_image.read_file(&e.path).unwrap();
+                assert!(
+                    a == ours.read_file(&e.path).unwrap(),
+                    "{what}: {}",
+                    e.path.display()
+                );
+            }
+        }
+        if comp != "lzma" {
+            assert_kernel_reads_tree(&out, &src, dir.path());
+        }
+    }
+}
+
+#[test]
+fn assemble_gzip_4k() {
+    assemble_like_mksquashfs("gzip", 4096, &[1, 2, 5]);
+}
+
+#[test]
+fn assemble_zstd_1m() {
+    assemble_like_mksquashfs("zstd", 1 << 20, &[1, 2, 5]);
+}
+
+#[test]
+fn assemble_other_compressors() {
+    for comp in ["lzma", "lzo", "xz", "lz4"] {
+        assemble_like_mksquashfs(comp, 4096, &[2]);
+    }
+}

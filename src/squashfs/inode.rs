@@ -35,6 +35,10 @@ pub struct Inode {
     /// 1 to the number of inodes; hard links share one inode.
     pub number: u32,
     pub xattr: u32,
+    /// The extended form: as read, or asked for when writing (mksquashfs
+    /// gives big directories the extended form even without an index).
+    /// The writer uses it anyway when a value needs it.
+    pub extended: bool,
     pub data: InodeData,
 }
 
@@ -284,25 +288,34 @@ impl Inode {
                 return Err(Error::corrupt(format!("inode type {kind}")));
             }
         };
-        Ok(Inode { mode, uid_index, gid_index, mtime, number, xattr, data })
+        let extended = kind > SOCKET;
+        Ok(Inode {
+            mode,
+            uid_index,
+            gid_index,
+            mtime,
+            number,
+            xattr,
+            extended,
+            data,
+        })
     }
 
     /// Appends the inode in its smallest form.
     pub fn write(&self, out: &mut Vec<u8>) -> Result<()> {
-        let has_xattr = self.xattr != NO_XATTR;
+        let wide = self.xattr != NO_XATTR || self.extended;
         let (kind, extended) = match &self.data {
             InodeData::Directory(d) => {
-                (DIR, has_xattr || !d.index.is_empty() || d.size > 0xffff)
+                (DIR, wide || !d.index.is_empty() || d.size > 0xffff)
             }
             InodeData::File(f) => (
                 FILE,
-                has_xattr
-                    || f.nlink != 1
+                wide || f.nlink != 1
                     || f.sparse != 0
                     || f.size > u32::MAX.into()
                     || f.blocks_start > u32::MAX.into(),
             ),
-            other => (other.basic_type(), has_xattr),
+            other => (other.basic_type(), wide),
         };
         let kind = if extended { kind + EXTENDED } else { kind };
         out.extend(kind.to_le_bytes());
@@ -457,6 +470,7 @@ mod tests {
             mtime: 3,
             number: 4,
             xattr: NO_XATTR,
+            extended: false,
             data,
         }
     }
@@ -465,7 +479,7 @@ mod tests {
         let mut out = Vec::new();
         inode.write(&mut out).unwrap();
         let parsed = Inode::parse(&out, 4096).unwrap();
-        assert_eq!(&parsed, inode);
+        assert_eq!(&Inode { extended: inode.extended, ..parsed }, inode);
         out
     }
 

@@ -2,6 +2,7 @@
 TODO spec
 */
 
+pub mod assemble;
 mod bytes;
 pub mod compressor;
 pub mod directory;
@@ -12,6 +13,8 @@ pub mod reader;
 pub mod source;
 pub mod superblock;
 pub mod table;
+pub mod writer;
 
+pub use assemble::{assemble, Stats};
 pub use error::{Error, ErrorKind, Result};
 pub use reader::{Entry, EntryKind, FileReader, Image};
