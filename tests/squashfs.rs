@@ -602,3 +602,198 @@ fn assemble_other_compressors() {
         assemble_like_mksquashfs(comp, 4096, &[2]);
     }
 }
+
+/// Layer images of the small tree `store_like_tree` under two store
+/// paths, the first with gzip and 4 KiB blocks, the second as asked.
+fn two_layers(
+    dir: &Path,
+    comp2: &str,
+    block2: u32,
+) -> [std::path::PathBuf; 2] {
+    let dir = &dir.join(format!("{comp2}-{block2}"));
+    let mut layers = Vec::new();
+    for (k, (comp, block)) in
+        [("gzip", 4096), (comp2, block2)].into_iter().enumerate()
+    {
+        let tree = dir.join(format!("tree-{k}"));
+        crate::util::store_like_tree(
+            &tree.join(format!("usr/nix/store/{k}-path")),
+        );
+        let image = dir.join(format!("layer-{k}.raw"));
+        mksquashfs(&tree, &image, comp, block, &["-all-root"]);
+        layers.push(image);
+    }
+    layers.try_into().unwrap()
+}
+
+fn assert_refused(
+    layers: &[&Path],
+    out: &Path,
+    kind: ErrorKind,
+    words: &[&str],
+) {
+    let err = portable_service::squashfs::assemble(layers, out).unwrap_err();
+    assert_eq!(err.kind(), kind, "{err}");
+    let message = err.to_string();
+    for w in words {
+        assert!(message.contains(w), "{message:?} lacks {w:?}");
+    }
+    let dir = out.parent().unwrap();
+    let left: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("out.raw"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn assemble_refuses_layers_that_differ() {
+    let dir = tempdir();
+    let out = dir.path().join("out.raw");
+    let [a, b] = two_layers(dir.path(), "zstd", 4096);
+    let b_name = b.display().to_string();
+    assert_refused(
+        &[&a, &b],
+        &out,
+        ErrorKind::Mismatch,
+        &[&b_name, "compressor zstd", "gzip"],
+    );
+    let [a, b] = two_layers(dir.path(), "gzip", 8192);
+    let b_name = b.display().to_string();
+    assert_refused(
+        &[&a, &b],
+        &out,
+        ErrorKind::Mismatch,
+        &[&b_name, "block size 8192", "4096"],
+    );
+    let tree = b.parent().unwrap().join("tree-1");
+    mksquashfs(
+        &tree,
+        &b,
+        "gzip",
+        4096,
+        &["-all-root", "-Xcompression-level", "5"],
+    );
+    assert_refused(
+        &[&a, &b],
+        &out,
+        ErrorKind::Mismatch,
+        &[&b_name, "compressor options"],
+    );
+    mksquashfs(&tree, &b, "gzip", 4096, &["-all-root", "-no-fragments"]);
+    assert_refused(&[&a, &b], &out, ErrorKind::Mismatch, &[&b_name, "flags"]);
+}
+
+#[test]
+fn assemble_refuses_clashes() {
+    let dir = tempdir();
+    let out = dir.path().join("out.raw");
+    let [a, _] = two_layers(dir.path(), "gzip", 4096);
+    let a_name = a.display().to_string();
+    let err_words =
+        ["/usr/nix/store/0-path/bin/doc is in both", "layer-0.raw"];
+    assert_refused(&[&a, &a], &out, ErrorKind::Clash, &err_words);
+    let other = dir.path().join("other");
+    fs::create_dir_all(other.join("usr/nix/store")).unwrap();
+    fs::set_permissions(
+        other.join("usr/nix"),
+        fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    let b = dir.path().join("other.raw");
+    mksquashfs(&other, &b, "gzip", 4096, &["-all-root"]);
+    assert_refused(
+        &[&a, &b],
+        &out,
+        ErrorKind::Clash,
+        &["/usr/nix", &a_name, "other.raw"],
+    );
+}
+
+#[test]
+fn assemble_refuses_damaged_layers() {
+    let dir = tempdir();
+    let out = dir.path().join("out.raw");
+    let [a, b] = two_layers(dir.path(), "gzip", 4096);
+    let bytes = fs::read(&b).unwrap();
+    let used = Image::open(&b).unwrap().superblock().bytes_used as usize;
+    let b_name = b.display().to_string();
+    for len in [0, 50, 96, 500, used / 2, used - 1] {
+        fs::write(&b, &bytes[..len]).unwrap();
+        let result = portable_service::squashfs::assemble(&[&a, &b], &out);
+        let err = result.expect_err(&format!("{len} of {used} bytes"));
+        assert_eq!(err.file(), Some(b.as_path()), "{err}");
+        assert!(err.to_string().contains(&b_name), "{err}");
+        assert!(!out.exists());
+        assert!(fs::read_dir(dir.path()).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains("partial")));
+    }
+}
+
+/// A layer with nothing but the shared directories, a layer of files
+/// owned by others and of devices, pipes and sockets; the result is the
+/// same on every run.
+#[test]
+fn assemble_empty_layers_owners_and_special_files() {
+    let dir = tempdir();
+    let empty_tree = dir.path().join("empty");
+    fs::create_dir_all(empty_tree.join("usr/nix/store")).unwrap();
+    let empty = dir.path().join("empty.raw");
+    mksquashfs(&empty_tree, &empty, "xz", 4096, &["-all-root"]);
+    let special = dir.path().join("special");
+    let store_path = special.join("usr/nix/store/0-special");
+    crate::util::store_like_tree(&store_path);
+    ok(Command::new("chown")
+        .arg("1000:100")
+        .arg(store_path.join("bin/hello")));
+    ok(Command::new("chown")
+        .arg("-h")
+        .arg("7:8")
+        .arg(store_path.join("bin/hi")));
+    ok(Command::new("mknod")
+        .arg(store_path.join("null"))
+        .args(["c", "1", "3"]));
+    ok(Command::new("mknod")
+        .arg(store_path.join("disk"))
+        .args(["b", "8", "1"]));
+    ok(Command::new("mkfifo").arg(store_path.join("fifo")));
+    std::os::unix::net::UnixListener::bind(store_path.join("socket")).unwrap();
+    let special_image = dir.path().join("special.raw");
+    mksquashfs(&special, &special_image, "xz", 4096, &[]);
+    let out = dir.path().join("out.raw");
+    let stats = portable_service::squashfs::assemble(
+        &[&empty, &special_image, &empty],
+        &out,
+    );
+    assert_eq!(stats.unwrap().layers, 3);
+    assert_same_lines(
+        &unsquashfs_listing(&out),
+        &unsquashfs_listing(&special_image),
+        "special",
+    );
+    let again = dir.path().join("again.raw");
+    portable_service::squashfs::assemble(
+        &[&empty, &special_image, &empty],
+        &again,
+    )
+    .unwrap();
+    assert!(
+        fs::read(&out).unwrap() == fs::read(&again).unwrap(),
+        "not reproducible"
+    );
+    let only_empty = dir.path().join("only-empty.raw");
+    portable_service::squashfs::assemble(&[&empty, &empty], &only_empty)
+        .unwrap();
+    assert_same_lines(
+        &unsquashfs_listing(&only_empty),
+        &unsquashfs_listing(&empty),
+        "empty",
+    );
+    let mnt = dir.path().join("mnt");
+    let _mount = Mount::new(&only_empty, &mnt);
+    assert!(mnt.join("usr/nix/store").is_dir());
+}

@@ -134,11 +134,11 @@ impl Image {
         let mut sb = [0; superblock::SIZE];
         source.read_at(0, &mut sb)?;
         let sb = Superblock::parse(&sb)?;
-        if sb.bytes_used > source.len() {
+        if sb.bytes_used > source.size() {
             return Err(Error::corrupt(format!(
                 "the superblock says {} bytes are used, the image has {}",
                 sb.bytes_used,
-                source.len()
+                source.size()
             ))
             .at(40));
         }

@@ -36,7 +36,7 @@ impl Source {
         Ok(Source { file, base, len })
     }
 
-    pub fn len(&self) -> u64 {
+    pub fn size(&self) -> u64 {
         self.len
     }
 
