@@ -230,6 +230,12 @@ impl Image {
         &self.inner.codec
     }
 
+    /// The image's size: the file's, or the range's; mksquashfs pads it
+    /// beyond `bytes_used` to a multiple of 4 KiB.
+    pub fn size(&self) -> u64 {
+        self.inner.source.size()
+    }
+
     pub fn block_size(&self) -> u32 {
         self.inner.superblock.block_size
     }

@@ -520,3 +520,89 @@ impl<'a> Tables<'a> {
         Ok((self.inodes.finish()?, self.directories.finish()?, self.ids))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::compressor::Compressor;
+    use super::super::reader::{EntryKind, Image};
+    use super::*;
+
+    fn node(kind: NodeKind) -> Node {
+        Node { mode: 0o644, uid: 1000, gid: 100, mtime: 7, kind }
+    }
+
+    #[test]
+    fn trees_refuse_what_a_directory_cannot_hold() {
+        let mut tree = Tree::new(0o755, 0, 0, 0);
+        let dir =
+            tree.add(ROOT, b"d", node(NodeKind::Directory(BTreeMap::new())));
+        let dir = dir.unwrap();
+        assert!(tree.add(ROOT, b"d", node(NodeKind::Fifo)).is_err());
+        assert!(tree.add(ROOT, b"a/b", node(NodeKind::Fifo)).is_err());
+        assert!(tree.add(ROOT, b"..", node(NodeKind::Fifo)).is_err());
+        assert!(tree.link(ROOT, b"again", dir).is_err());
+        let fifo = tree.add(dir, b"p", node(NodeKind::Fifo)).unwrap();
+        assert!(tree.add(fifo, b"x", node(NodeKind::Socket)).is_err());
+        tree.link(ROOT, b"p", fifo).unwrap();
+        assert_eq!(tree.child(ROOT, b"p"), Some(fifo));
+    }
+
+    /// Blocks placed by hand, stored as they are, read back by our reader.
+    #[test]
+    fn writes_what_the_reader_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("img");
+        let file = File::create(&path).unwrap();
+        let codec = Codec::new(Compressor::Zstd, Some(&[3, 0, 0, 0]), 4096);
+        let settings = Settings {
+            codec: codec.unwrap(),
+            block_size: 4096,
+            data_flags: Flags::DUPLICATES,
+            mkfs_time: 0,
+        };
+        let mut writer = Writer::create(file, settings).unwrap();
+        let block: Vec<u8> = (0..4096u32).map(|i| i as u8).collect();
+        let start = writer.position();
+        writer.write(&block).unwrap();
+        let tail = writer.position();
+        writer.write(b"tail!").unwrap();
+        let stored = |n: u32| BlockSize(n | BlockSize::STORED);
+        let fragment = Fragment { start: tail, size: stored(5) };
+        let index = writer.add_fragment(fragment);
+        let mut tree = Tree::new(0o755, 0, 0, 0);
+        let data = FileData {
+            size: 4096 * 2 + 3,
+            blocks_start: start,
+            blocks: vec![stored(4096), BlockSize(0)],
+            fragment: Some((index, 2)),
+            sparse: 4096,
+        };
+        let f = tree.add(ROOT, b"f", node(NodeKind::File(data))).unwrap();
+        tree.link(ROOT, b"g", f).unwrap();
+        let long = vec![b'x'; 4095];
+        tree.add(ROOT, b"l", node(NodeKind::Symlink(long))).unwrap();
+        let sb = writer.finish(&tree).unwrap();
+        assert_eq!(
+            (sb.inode_count, sb.id_count, sb.fragment_count),
+            (3, 3, 1)
+        );
+        assert_eq!(std::fs::metadata(&path).unwrap().len() % 4096, 0);
+
+        let image = Image::open(&path).unwrap();
+        assert_eq!(image.codec().options(), Some(&[3, 0, 0, 0][..]));
+        let mut expected = block.clone();
+        expected.extend([0; 4096]);
+        expected.extend(b"il!");
+        assert_eq!(image.read_file(Path::new("/g")).unwrap(), expected);
+        let f = image.entry(Path::new("/f")).unwrap();
+        assert_eq!((f.uid, f.gid, f.mode(), f.mtime()), (1000, 100, 0o644, 7));
+        assert_eq!(f.inode.data.nlink(), 2);
+        let l = image.entry(Path::new("/l")).unwrap();
+        let EntryKind::Symlink { target } = l.kind() else { panic!() };
+        assert_eq!(target.as_os_str().len(), 4095);
+        let root = image.root().unwrap();
+        assert_eq!(root.inode.number, 3);
+    }
+}
