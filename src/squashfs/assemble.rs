@@ -112,7 +112,7 @@ fn build(layers: &[&Path], partial: &Path) -> Result<Stats> {
         .map_err(|e| Error::io("creating the image", e).in_file(partial))?;
     let mut writer =
         Writer::create(file, settings).map_err(|e| e.in_file(partial))?;
-    let mut merge = Merge::new(&images[0]);
+    let mut merge = Merge::new(&images[0])?;
     let (mut data_bytes, mut fragments) = (0, 0u32);
     for (layer, (image, path)) in images.iter().zip(layers).enumerate() {
         let (start, end) = image.data_region();
@@ -228,14 +228,14 @@ struct Merge {
 }
 
 impl Merge {
-    fn new(first: &Image) -> Merge {
-        let root = first.root().ok();
-        let (mode, uid, gid, mtime) = root
-            .map(|r| (r.mode(), r.uid, r.gid, r.mtime()))
-            .unwrap_or((0o755, 0, 0, 0));
+    /// Starts from the first layer's root, which the other layers' roots
+    /// must match.
+    fn new(first: &Image) -> Result<Merge> {
+        let r = first.root()?;
+        let tree = Tree::new(r.mode(), r.uid, r.gid, r.mtime());
         let mut by_path = HashMap::new();
         by_path.insert(PathBuf::from("/"), (ROOT, 0));
-        Merge { tree: Tree::new(mode, uid, gid, mtime), entries: 1, by_path }
+        Ok(Merge { tree, entries: 1, by_path })
     }
 
     fn layer(
