@@ -17,4 +17,5 @@ pub mod image;
 pub mod layout;
 pub mod manifest;
 pub mod nix;
+pub mod squashfs;
 pub mod systemd;

@@ -27,6 +27,9 @@ mod nar;
 // The image reader: tree, files and NAR digests out of squashfs images.
 mod image;
 
+// Our squashfs reader, writer and layer assembly against the real tools.
+mod squashfs;
+
 // Extension images on a base image.
 mod extension;
 
