@@ -21,10 +21,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::image::reader::{EntryKind, Image};
 use crate::layout::layout;
 use crate::manifest::{Manifest, ManifestBase};
 use crate::nix::store_path::{StorePath, NIX_STORE_DIR};
+use crate::squashfs::{self, EntryKind, ErrorKind, Image};
 use crate::systemd::{image_name, os_release, unit_name};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -161,7 +161,7 @@ pub fn survey(image: &Image, file_name: &str) -> Result<Facts> {
         .store_dirs()
         .map(PathBuf::from)
         .find(|d| {
-            matches!(image.entry(d), Ok(e) if e.kind == EntryKind::Directory)
+            matches!(image.entry(d), Ok(e) if e.kind() == EntryKind::Directory)
         })
         .unwrap_or_else(|| PathBuf::from(&layout.store_dir));
     let sizes: BTreeMap<&StorePath, u64> = match &manifest {
@@ -173,6 +173,8 @@ pub fn survey(image: &Image, file_name: &str) -> Result<Facts> {
     let mut symlinks = Vec::new();
     let mut store_paths = Vec::new();
     for entry in image.entries() {
+        let entry = entry?;
+        let kind = entry.kind();
         let parent = entry.path.parent().unwrap_or(Path::new("/"));
         let name =
             entry.path.file_name().unwrap_or_default().to_string_lossy();
@@ -186,18 +188,18 @@ pub fn survey(image: &Image, file_name: &str) -> Result<Facts> {
         if entry.path.starts_with(&store_dir) {
             continue;
         }
-        if let EntryKind::Symlink { target } = entry.kind {
+        if let EntryKind::Symlink { target } = kind {
             symlinks.push(ImageSymlink {
-                path: entry.path.into(),
+                path: entry.path.clone(),
                 target: target.into(),
             });
         }
         if layout.portabled_unit_dirs.iter().any(|d| parent == Path::new(d)) {
-            let size = match entry.kind {
+            let size = match kind {
                 EntryKind::File { size } => size,
                 _ => 0,
             };
-            let verdict = unit_verdict(&name, &prefix, &entry.kind, size);
+            let verdict = unit_verdict(&name, &prefix, &kind, size);
             let names = match verdict {
                 Ok(()) => read(image, &entry.path.to_string_lossy())
                     .map(|text| {
@@ -208,7 +210,7 @@ pub fn survey(image: &Image, file_name: &str) -> Result<Facts> {
             };
             units.push(UnitFile {
                 name: name.into_owned(),
-                path: entry.path.into(),
+                path: entry.path.clone(),
                 size,
                 ignored_because: verdict.err(),
                 names,
@@ -223,18 +225,17 @@ pub fn survey(image: &Image, file_name: &str) -> Result<Facts> {
         .chain([layout.usr_os_release.as_str()])
         .filter_map(|path| {
             let entry = image.entry(Path::new(path)).ok()?;
-            Some((path.to_string(), entry_type(&entry.kind)))
+            Some((path.to_string(), entry_type(&entry.kind())))
         })
         .collect();
 
-    let superblock = image.superblock();
     Ok(Facts {
         image: file_name.to_string(),
         kind,
         prefix,
-        compressor: superblock.compressor.to_string(),
-        block_size: superblock.block_size,
-        image_size: superblock.file_size,
+        compressor: image.compressor().name().to_string(),
+        block_size: image.block_size(),
+        image_size: image.size(),
         release_file: PathBuf::from(release_file),
         release,
         units,
@@ -250,11 +251,16 @@ pub fn survey(image: &Image, file_name: &str) -> Result<Facts> {
 /// The file at `path`, or why it cannot be had: missing, not a file, or
 /// unreadable.
 fn read(image: &Image, path: &str) -> Result<Vec<u8>, String> {
-    match image.entry(Path::new(path)).map(|e| e.kind) {
-        Err(_) => Err(format!("{path} is missing")),
-        Ok(EntryKind::File { .. }) => image
-            .read_file(Path::new(path))
-            .map_err(|e| format!("{path} cannot be read: {e:#}")),
+    let unreadable =
+        |e: squashfs::Error| format!("{path} cannot be read: {e}");
+    match image.entry(Path::new(path)) {
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            Err(format!("{path} is missing"))
+        }
+        Err(e) => Err(unreadable(e)),
+        Ok(entry) if matches!(entry.kind(), EntryKind::File { .. }) => {
+            image.read_file(Path::new(path)).map_err(unreadable)
+        }
         Ok(_) => Err(format!("{path} is not a file")),
     }
 }

@@ -27,11 +27,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::image::reader::Image;
+use crate::image::nar;
 use crate::image::survey::{self, EntryType, Facts, ImageKind};
 use crate::layout::layout;
-use crate::nix::nar;
+use crate::nix::nar::hash::parse_sha256;
 use crate::nix::store_path::StorePath;
+use crate::squashfs::Image;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finding {
@@ -312,9 +313,9 @@ fn nar_digests(findings: &mut Findings, image: &Surveyed) {
         manifest.paths.iter().filter(|i| image.facts.holds(&i.path)).collect();
     let paths: Vec<PathBuf> =
         present.iter().map(|i| image.facts.image_path_of(&i.path)).collect();
-    let digests = image.image.nar_digests(&paths);
+    let digests = nar::nar_digests(image.image, &paths);
     for (info, digest) in present.iter().zip(digests) {
-        match (digest, nar::hash::parse_sha256(&info.nar_hash)) {
+        match (digest, parse_sha256(&info.nar_hash)) {
             (Err(err), _) => {
                 findings.add(&info.path, format!("cannot be read: {err:#}"))
             }

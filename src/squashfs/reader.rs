@@ -334,6 +334,18 @@ impl Image {
         Ok(entries)
     }
 
+    /// The entries of the directory `dir`, sorted by name; none for
+    /// anything else.
+    pub fn children(&self, dir: &Entry) -> Result<Vec<Entry>> {
+        let InodeData::Directory(listing) = &dir.inode.data else {
+            return Ok(Vec::new());
+        };
+        self.read_dir(listing)?
+            .iter()
+            .map(|e| self.child(&dir.path, e))
+            .collect()
+    }
+
     /// The entry of a directory's child, checked against what the
     /// directory says of it.
     fn child(&self, parent: &Path, e: &DirEntry) -> Result<Entry> {
