@@ -1,14 +1,28 @@
 /*!
 portable-service-builder: the compiled half of `pkgs.portableService`.
+Not a stable library API: every module is public for the tests.
 
-The build is a pipeline: `attrs` reads what Nix wrote, `config` validates
-it (with `image_name`, `unit_name`, `compression` and `symlink` holding the
-rules), `units` finds the unit files in the store, `plan` lays out the
-image as a `tree`, and `mksquashfs` feeds the tree to mksquashfs as a tar
-stream written by `archive`.
+The crate, by layer (each imports only from the layers above it):
 
-`inspect` and `verify` read an image back through `survey`, which stands
-on `image` (a squashfs reader) and `nar` (Nix's archive format and hash).
+- Formats, each with its specification in its module doc:
+  - `nix`: Nix's own (store paths, base-32, NAR, what Nix records of a
+    store path);
+  - `squashfs`: squashfs 4.0, read and written;
+- `systemd`: what systemd and portabled accept (unit names and the prefix
+  rule, image names, os-release);
+- `layout`: every path the image layout fixes, from `nix/layout.json`,
+  which the Nix function reads too; `manifest`: what every image records
+  of what it holds;
+- `build`, the write side, a pipeline: `attrs` (what Nix wrote) →
+  `config` (validated) → `base` (an extension's base) → `units` →
+  `plan` (a `tree`, a plain value) → `mksquashfs` (fed a tar `stream`) →
+  `summary`;
+- `image`, the read side: `survey` (an image's facts) → `inspect` shows
+  them, `verify` checks them and the NAR digests `nar` computes;
+- `cli`: the command line, and `main.rs` its exit-code policy.
+
+Nothing in `nix`, `squashfs`, `systemd`, `layout` or `manifest` knows of
+images being built or read; `image` never imports `build`.
 */
 
 pub mod build;

@@ -28,6 +28,8 @@ let
 
   base = final: {
     inherit lib runCommand;
+    # Native builds only: the build platform's packages are these.
+    buildPackages = final;
     stdenv.hostPlatform.system = system;
 
     callPackage =
