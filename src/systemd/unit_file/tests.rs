@@ -180,6 +180,24 @@ fn quoting_and_escapes() {
 }
 
 #[test]
+fn escaped_colons() {
+    // The word keeps its backslashes until the split at ':', which turns
+    // "\:" into a plain colon.
+    assert_eq!(
+        needs("app.service", "StateDirectory=a\\:b:c"),
+        [
+            ("/var/lib/a:b".to_string(), Kind::Directory),
+            ("/var/lib/c".to_string(), Kind::Symlink { target: "a:b".into() })
+        ]
+    );
+    // BindPaths= takes the next character literally.
+    assert_eq!(
+        needs("app.service", "BindPaths=/x:/a\\:b"),
+        [("/a:b".to_string(), Kind::BindTarget)]
+    );
+}
+
+#[test]
 fn directory_values_systemd_refuses() {
     for (value, expected) in [
         ("/abs", Problem::NotRelative("/abs".into())),
