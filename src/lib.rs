@@ -20,6 +20,7 @@ pub mod closure;
 pub mod compression;
 pub mod config;
 pub mod cpu_time;
+pub mod ddi;
 pub mod description;
 pub mod image;
 pub mod image_name;
