@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use portable_service::compression::{Compression, COMPRESSORS};
 use portable_service::image::{EntryKind, Image};
-use portable_service::nar::{host, writer};
 use portable_service::mksquashfs::{self, Settings};
+use portable_service::nar::{host, writer};
 use portable_service::store_path::StorePath;
 use portable_service::tree::{ImagePath, Node, Tree};
 
