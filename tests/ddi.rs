@@ -233,27 +233,71 @@ fn table_is_what_sfdisk_reads() {
     assert_eq!(Ddi::read(&image).unwrap(), ddi);
 }
 
+/// `systemd-dissect ARGS IMAGE` in a UTF-8 locale: stdout, or stderr
+/// as the error.
+fn dissect(image: &Path, args: &[&str]) -> Result<String, String> {
+    let output = run(Command::new("systemd-dissect")
+        .args(args)
+        .arg(image)
+        .env("LC_ALL", "C.UTF-8")
+        .env("SYSTEMD_COLORS", "0"));
+    match output.status.success() {
+        true => Ok(String::from_utf8_lossy(&output.stdout).into_owned()),
+        false => Err(stderr(&output)),
+    }
+}
+
+/// The VERITY column of the partition `designator` in dissect's table
+/// (RW DESIGNATOR UUID LABEL FSTYPE ARCHITECTURE VERITY ...).
+fn verity_column(table: &str, designator: &str) -> String {
+    table
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|cols| cols.get(1) == Some(&designator))
+        .unwrap_or_else(|| panic!("no {designator} in\n{table}"))[6]
+        .to_string()
+}
+
 #[test]
 fn systemd_dissect_sees_a_portable_service() {
     let dir = tempfile::tempdir().unwrap();
     let (_, image, ddi) = build_demo(dir.path(), b"hello");
-    let output = run(Command::new("systemd-dissect")
-        .arg(&image)
-        .env("LC_ALL", "C.UTF-8")
-        .env("SYSTEMD_COLORS", "0"));
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(output.status.success(), "{stdout}{}", stderr(&output));
+    let stdout = dissect(&image, &[]).unwrap();
     assert_contains(
         &stdout,
         &[
             "✓ portable service",
             "PORTABLE_PREFIXES=demo",
-            "root",
-            "root-verity",
-            &ddi.root.guid.to_string(),
-            &ddi.verity.guid.to_string(),
+            &format!("ro root        {} root-x86-64 ", ddi.root.guid),
+            &format!("ro root-verity {} root-x86-64-verity ", ddi.verity.guid),
         ],
     );
+    // Without a root hash dissect cannot tell the partitions belong
+    // together; given ours, it finds them by their UUIDs.
+    assert_eq!(verity_column(&stdout, "root"), "no");
+    let hex = ddi.root_hash_hex();
+    let with_hash = dissect(&image, &[&format!("--root-hash={hex}")]);
+    assert_eq!(verity_column(&with_hash.unwrap(), "root"), "yes");
+    let other = format!("{}{}", &hex[..32], "1".repeat(32));
+    let err = dissect(&image, &[&format!("--root-hash={other}")]);
+    assert_contains(
+        &err.unwrap_err(),
+        &["No root partition for specified root hash"],
+    );
+
+    // Signed: dissect reads the root hash from the signature partition.
+    // It cannot check the signature here (that takes device-mapper, which
+    // this kernel lacks: `systemd-dissect --mount` fails with "Failed to
+    // decrypt image"), but it reads the image and calls it signed.
+    let signed = dir.path().join("signed").join("demo_1.0.raw");
+    fs::create_dir(signed.parent().unwrap()).unwrap();
+    ddi::sign(&image, &Openssl::default(), &rsa(dir.path()), &signed).unwrap();
+    let stdout = dissect(&signed, &[]).unwrap();
+    assert_contains(
+        &stdout,
+        &["✓ portable service", "root-x86-64-verity-sig"],
+    );
+    assert_eq!(verity_column(&stdout, "root"), "signed");
 }
 
 #[test]
@@ -637,4 +681,60 @@ fn broken_and_foreign_files_are_typed_errors() {
         ddi::build(&big_squashfs, Architecture::X86_64, &out).unwrap_err();
     assert!(matches!(err.kind, ErrorKind::NotSquashfs(_)), "{err}");
     assert!(!out.exists());
+}
+
+/// systemd-repart 252, given the same squashfs (`CopyBlocks=`) and
+/// `Verity=data`/`hash`/`signature`, makes an image our reader and
+/// verifier understand: its hash tree (random salt, 512-byte blocks)
+/// verifies against the root hash in its partition UUIDs, and its
+/// signature of that root hash is byte for byte the one we make with the
+/// same RSA key (PKCS#1 v1.5 signatures are deterministic).
+#[test]
+fn systemd_repart_makes_what_we_read_and_sign() {
+    let dir = tempfile::tempdir().unwrap();
+    let squashfs = squashfs(dir.path(), &noise(300 * 4096, 3));
+    let definitions = dir.path().join("repart.d");
+    fs::create_dir(&definitions).unwrap();
+    let conf = |name: &str, text: String| {
+        let text = format!("[Partition]\n{text}VerityMatchKey=root\n");
+        fs::write(definitions.join(name), text).unwrap()
+    };
+    let copy = format!("CopyBlocks={}\n", squashfs.display());
+    conf("10-root.conf", format!("Type=root\n{copy}Verity=data\n"));
+    conf("20-verity.conf", "Type=root-verity\nVerity=hash\n".into());
+    conf("30-sig.conf", "Type=root-verity-sig\nVerity=signature\n".into());
+    let signer = rsa(dir.path());
+    let image = dir.path().join("repart.raw");
+    let output = run(Command::new("systemd-repart")
+        .arg(format!("--definitions={}", definitions.display()))
+        .args(["--empty=create", "--size=auto", "--dry-run=no"])
+        .arg("--seed=e2a40bf9-73f1-4278-9160-49c031e7aef8")
+        .arg(format!("--private-key={}", signer.key.display()))
+        .arg(format!("--certificate={}", signer.certificate.display()))
+        .arg(&image));
+    assert!(output.status.success(), "systemd-repart: {}", stderr(&output));
+
+    let ddi = Ddi::read(&image).unwrap();
+    assert_eq!(ddi.superblock.data_block_size, 512);
+    let squashfs = fs::read(&squashfs).unwrap();
+    let root = read_range(&image, ddi.root.offset(), squashfs.len() as u64);
+    assert!(root == squashfs);
+    let findings = ddi.verify().unwrap();
+    assert!(
+        !findings.iter().any(|f| matches!(f, Finding::Verity { .. })),
+        "{findings:#?}"
+    );
+    // Its layout is not ours: a 10 MiB minimum size, its own UUIDs.
+    assert!(findings.iter().any(|f| matches!(f, Finding::Table { .. })));
+
+    // read_signature checked that its rootHash is the UUIDs' root hash.
+    let json = ddi.read_signature().unwrap().unwrap();
+    let openssl = Openssl::default();
+    assert_eq!(
+        ddi.check_signature(&openssl, &signer.certificate).unwrap(),
+        vec![]
+    );
+    assert!(
+        openssl.sign(&signer, &ddi.root_hash_hex()).unwrap() == json.signature
+    );
 }
