@@ -738,3 +738,53 @@ fn systemd_repart_makes_what_we_read_and_sign() {
         openssl.sign(&signer, &ddi.root_hash_hex()).unwrap() == json.signature
     );
 }
+
+/// Not a test: how long building and verifying a DDI from a 300 MiB
+/// squashfs take next to `cp` and `veritysetup format` of it. Run with
+/// `cargo test --release ddi::timings -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn timings() {
+    use std::time::Instant;
+    let dir = tempfile::tempdir().unwrap();
+    let squashfs = squashfs(dir.path(), &noise(300 << 20, 7));
+    let time = |what: &str, f: &mut dyn FnMut()| {
+        let start = Instant::now();
+        f();
+        println!("{what}: {:.2} s", start.elapsed().as_secs_f64());
+    };
+    for round in 0..3 {
+        let copy = dir.path().join(format!("copy-{round}"));
+        time("cp", &mut || {
+            stdout_of(
+                "cp",
+                &[squashfs.to_str().unwrap(), copy.to_str().unwrap()],
+            );
+        });
+        let hash = dir.path().join(format!("hash-{round}"));
+        fs::write(&hash, b"").unwrap();
+        time("veritysetup format", &mut || {
+            stdout_of(
+                "veritysetup",
+                &[
+                    "format",
+                    squashfs.to_str().unwrap(),
+                    hash.to_str().unwrap(),
+                ],
+            );
+        });
+        let image = dir.path().join(format!("image-{round}.raw"));
+        let mut ddi = None;
+        time("ddi::build", &mut || {
+            ddi = Some(
+                ddi::build(&squashfs, Architecture::X86_64, &image).unwrap(),
+            );
+        });
+        time("Ddi::verify", &mut || {
+            assert_eq!(ddi.as_ref().unwrap().verify().unwrap(), vec![]);
+        });
+        for path in [copy, hash, image] {
+            fs::remove_file(path).unwrap();
+        }
+    }
+}

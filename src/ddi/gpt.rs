@@ -4,17 +4,22 @@ chose, and reading one back with every field checked.
 
 # Why our own code and not a crate
 
-The `gpt` crate (and `gptman`) edit a table on an existing disk: they
-create a table with a random disk GUID, pick a first usable LBA of their
-own and place partitions where their allocator finds room. We need the
-opposite: every byte decided by us, the same bytes from the same inputs,
-and partitions exactly where the verity layout puts them. Writing a GPT
-is a few fixed-offset fields and two CRC32s, so a small module is less
-code to review than the adapter around such a crate would be, and the
-reader can name each kind of damage (the crates stop at a generic error,
-and some panic on short input). The CRC32 (IEEE, reflected, as zlib's)
-is a 256-entry table built at compile time: it runs over 16.5 KiB per
-table, so speed does not matter and a dependency is not worth it.
+Two maintained crates could write this table: `gptman` lets a caller set
+the disk GUID and assign entries at exact LBAs and writes a protective
+MBR; `gpt` places partitions with its own allocator (`add_partition`) and
+makes a random disk GUID unless given one. We still keep our own, because
+every byte of the image must follow from its inputs and match what
+systemd-repart writes: with a crate, the first usable LBA, the entry
+count, the MBR's CHS bytes and the padding are its defaults, to be found,
+overridden and re-checked on every update of it. The format is small and
+fixed (this module is its specification and its checks), the
+crates would add dependencies (`gptman`: `bincode`, `crc` and, by
+default, `nix`) to the builder that runs in every image build, and the
+reader's checks (both copies agree, the backup header is the last sector,
+no partition overlaps another) and its error for each fault are ours to
+choose. The CRC32 (IEEE, reflected, as zlib's) is a 256-entry table
+built at compile time: it runs over 16.5 KiB per table, so speed does not
+matter and a dependency is not worth it.
 
 # Format (UEFI 2.10, section 5.3; 512-byte sectors)
 

@@ -19,7 +19,7 @@ use super::{DISK_GUID, VERITY_SIG_GUID, VERITY_SUPERBLOCK_UUID};
 
 /// The signature partition's size: systemd-repart's `VERITY_SIG_SIZE`,
 /// 16 KiB (systemd-stable v252.31 `src/partition/repart.c:82`).
-pub const VERITY_SIG_SIZE: u64 = 16 * 1024;
+const VERITY_SIG_SIZE: u64 = 16 * 1024;
 /// The largest signature partition systemd reads
 /// (`dissected_image_load_verity_sig_partition()`,
 /// `src/shared/dissect-image.c:2734` at v252.31).

@@ -42,10 +42,12 @@ and level 0 last (`VERITY_hash_offset_block()`; the kernel's
 Everything else in the first block, and the space after the last level,
 is zero. Nothing in the hash device outside the tree is covered by the
 root hash: `veritysetup verify` does not look at the superblock's UUID or
-padding. [`verify`] does, and reports bytes that should be zero.
+padding. [`Verifier`] reports padding that is not zero (and the image's
+`verify` checks the UUID).
 
-We write 4096-byte data and hash blocks (veritysetup's default, and the
-page size the kernel needs on x86-64 and most arm64 kernels) and SHA-256;
+We write 4096-byte data and hash blocks (veritysetup's default; the
+kernel takes data blocks up to the page size, 4096 or more everywhere)
+and SHA-256;
 we read any block sizes cryptsetup accepts, so that images from other
 tools (systemd-repart 252 uses 512-byte blocks) can be checked too.
 
@@ -234,7 +236,7 @@ impl Superblock {
     }
 
     pub fn data_size(&self) -> u64 {
-        self.data_blocks * u64::from(self.data_block_size)
+        self.data_blocks.saturating_mul(u64::from(self.data_block_size))
     }
 }
 
@@ -524,5 +526,115 @@ fn zero_findings(
             offset: base + start as u64,
             len: (i - start) as u64,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(blocks: usize) -> Vec<u8> {
+        (0..blocks * BLOCK_SIZE as usize)
+            .map(|i| (i * 7 / 4096) as u8)
+            .collect()
+    }
+
+    fn tree(data: &[u8]) -> HashDevice {
+        let mut builder = Builder::new(&[0x5a; 32]);
+        builder.update(data);
+        builder.finish(|_| Guid([1; 16]))
+    }
+
+    fn check(hash: &HashDevice, data: &[u8]) -> Vec<Finding> {
+        let mut verifier =
+            Verifier::new(&hash.bytes, &hash.root_hash).unwrap();
+        verifier.update(data).unwrap();
+        verifier.finish().unwrap()
+    }
+
+    #[test]
+    fn geometry_as_cryptsetup_computes_it() {
+        // veritysetup format of 256 blocks: "Hash blocks: 3", 16384 bytes.
+        let g = Geometry::new(256, BLOCK_SIZE);
+        assert_eq!(
+            g.levels,
+            [
+                Level { first_block: 2, blocks: 2 },
+                Level { first_block: 1, blocks: 1 }
+            ]
+        );
+        assert_eq!(g.hash_device_size(), 16384);
+        assert_eq!(Geometry::new(1, BLOCK_SIZE).levels, []);
+        assert_eq!(Geometry::new(128, BLOCK_SIZE).levels.len(), 1);
+        assert_eq!(Geometry::new(128 * 128 + 1, BLOCK_SIZE).levels.len(), 3);
+        // A corrupt count saturates instead of overflowing.
+        assert_eq!(Geometry::new(u64::MAX, 512).hash_device_size(), u64::MAX);
+    }
+
+    #[test]
+    fn names_the_changed_block() {
+        let good = data(300);
+        let hash = tree(&good);
+        assert_eq!(check(&hash, &good), []);
+
+        let mut bad = good.clone();
+        bad[200 * 4096 + 5] ^= 1;
+        assert_eq!(check(&hash, &bad), [Finding::DataBlock { index: 200 }]);
+
+        // Level 0 is hash blocks 2..5, level 1 is hash block 1.
+        for (block, expected) in [
+            (1, Finding::RootHash { hash_block: 1 }),
+            (3, Finding::HashBlock { level: 0, index: 1, hash_block: 3 }),
+        ] {
+            let mut broken = tree(&good);
+            broken.bytes[block * 4096 + 9] ^= 1;
+            assert_eq!(check(&broken, &good), [expected]);
+        }
+
+        let mut padded = tree(&good);
+        padded.bytes[600] = 1;
+        assert_eq!(
+            check(&padded, &good),
+            [Finding::NotZero { offset: 600, len: 1 }]
+        );
+    }
+
+    #[test]
+    fn one_block_has_no_levels() {
+        let good = data(1);
+        let hash = tree(&good);
+        assert_eq!(hash.bytes.len(), 4096);
+        assert_eq!(hash.root_hash, digest(&[0x5a; 32], &good));
+        let mut bad = good.clone();
+        bad[0] ^= 1;
+        assert_eq!(check(&hash, &bad), [Finding::DataBlock { index: 0 }]);
+    }
+
+    #[test]
+    fn superblock_round_trip_and_rejections() {
+        let sb = Superblock::new(5, &[1, 2, 3], Guid([9; 16]));
+        assert_eq!(Superblock::parse(&sb.to_bytes()).unwrap(), sb);
+        let mut bytes = sb.to_bytes();
+        bytes[32..38].copy_from_slice(b"sha512");
+        assert!(matches!(
+            Superblock::parse(&bytes),
+            Err(Error::Unsupported(_))
+        ));
+        let mut bytes = sb.to_bytes();
+        bytes[64..68].copy_from_slice(&1000u32.to_le_bytes());
+        assert!(matches!(Superblock::parse(&bytes), Err(Error::Corrupt(_))));
+        let mut bytes = sb.to_bytes();
+        bytes[80..82].copy_from_slice(&300u16.to_le_bytes());
+        assert!(matches!(Superblock::parse(&bytes), Err(Error::Corrupt(_))));
+        assert!(matches!(
+            Superblock::parse(&[0; 100]),
+            Err(Error::NoSuperblock)
+        ));
+        // A hash device too short for its superblock's count of blocks.
+        let hash = tree(&data(300));
+        assert!(matches!(
+            Verifier::new(&hash.bytes[..8192], &hash.root_hash),
+            Err(Error::HashDeviceTooSmall { .. })
+        ));
     }
 }
