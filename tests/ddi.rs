@@ -361,6 +361,23 @@ fn veritysetup_and_verify_reject_changed_blocks() {
         let findings = Ddi::read(&broken).unwrap().verify().unwrap();
         assert!(!findings.is_empty(), "superblock byte {offset}");
     }
+    // A table rewritten by another tool, valid but not ours.
+    let relabelled = dir.path().join("relabelled.raw");
+    fs::copy(&image, &relabelled).unwrap();
+    stdout_of(
+        "sfdisk",
+        &["--part-attrs", relabelled.to_str().unwrap(), "2", ""],
+    );
+    let findings = Ddi::read(&relabelled).unwrap().verify().unwrap();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_contains(
+        &findings[0].to_string(),
+        &[
+            "the partition table's partition 2 is",
+            "attributes 0x0 ",
+            "expected",
+        ],
+    );
     // Between the table and the first partition.
     let broken = dir.path().join("gap-broken.raw");
     fs::copy(&image, &broken).unwrap();
