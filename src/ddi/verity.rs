@@ -447,10 +447,6 @@ impl Verifier {
         Ok(Verifier { superblock, leaves, trusted, next_block: 0, findings })
     }
 
-    pub fn superblock(&self) -> &Superblock {
-        &self.superblock
-    }
-
     /// Checks the next data blocks: `chunk` must be whole blocks.
     pub fn update(&mut self, chunk: &[u8]) -> Result<(), Error> {
         let bs = self.superblock.data_block_size as usize;
