@@ -27,6 +27,7 @@ images being built or read; `image` never imports `build`.
 
 pub mod build;
 pub mod cli;
+pub mod ddi;
 pub mod image;
 pub mod layout;
 pub mod manifest;

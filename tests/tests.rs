@@ -35,3 +35,7 @@ mod extension;
 
 // inspect and verify on real images, good and broken.
 mod verify;
+
+// Discoverable Disk Images: the GPT, dm-verity and signatures against
+// veritysetup, sfdisk, systemd-dissect, systemd-repart, openssl, certtool.
+mod ddi;

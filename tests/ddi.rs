@@ -1,0 +1,807 @@
+//! The DDI format against the real tools: `veritysetup format` and
+//! `verify` for the hash tree, `sfdisk` and `systemd-dissect` for the
+//! partition table, `openssl` and GnuTLS's `certtool` for signatures, and
+//! `systemd-repart` for what systemd itself builds from the same squashfs.
+
+use std::fs;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use portable_service::ddi::gpt::{self, Guid};
+use portable_service::ddi::signature::{self, Openssl, Signer};
+use portable_service::ddi::{
+    self, verity, Architecture, Ddi, ErrorKind, Finding,
+};
+
+use crate::util::*;
+
+/// A portable service's tree: os-release, a unit, the files and
+/// directories portabled binds over.
+fn service_tree(root: &Path, payload: &[u8]) {
+    let file = |path: &str, contents: &[u8]| {
+        let path = root.join(path);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, contents).unwrap();
+    };
+    file(
+        "usr/lib/os-release",
+        b"ID=nixos\nVERSION_ID=1\nPORTABLE_PREFIXES=demo\n",
+    );
+    file(
+        "etc/systemd/system/demo.service",
+        b"[Service]\nExecStart=/bin/true\n",
+    );
+    file("etc/resolv.conf", b"");
+    file("etc/machine-id", b"");
+    std::os::unix::fs::symlink(
+        "../usr/lib/os-release",
+        root.join("etc/os-release"),
+    )
+    .unwrap();
+    file("usr/share/payload", payload);
+    for dir in ["proc", "sys", "dev", "run", "tmp", "var/tmp"] {
+        fs::create_dir_all(root.join(dir)).unwrap();
+    }
+}
+
+/// A squashfs of `service_tree`, made as `src/mksquashfs.rs` makes images
+/// (from a directory here, not a tar stream).
+fn squashfs(dir: &Path, payload: &[u8]) -> PathBuf {
+    let root = dir.join("tree");
+    service_tree(&root, payload);
+    let image = dir.join("demo.squashfs");
+    let output = run(Command::new("mksquashfs")
+        .arg(&root)
+        .arg(&image)
+        .args(["-noappend", "-exit-on-error", "-quiet", "-no-progress"])
+        .args(["-no-exports", "-no-xattrs", "-all-root"])
+        .args(["-root-mode", "755", "-processors", "1"])
+        .env("SOURCE_DATE_EPOCH", "0"));
+    assert!(output.status.success(), "mksquashfs: {}", stderr(&output));
+    image
+}
+
+/// Bytes that do not compress, different for each `seed`.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn build_demo(dir: &Path, payload: &[u8]) -> (PathBuf, PathBuf, Ddi) {
+    let squashfs = squashfs(dir, payload);
+    let image = dir.join("demo_1.0.raw");
+    let ddi = ddi::build(&squashfs, Architecture::X86_64, &image).unwrap();
+    (squashfs, image, ddi)
+}
+
+fn read_range(path: &Path, offset: u64, len: u64) -> Vec<u8> {
+    let mut buf = vec![0u8; len as usize];
+    fs::File::open(path).unwrap().read_exact_at(&mut buf, offset).unwrap();
+    buf
+}
+
+fn flip(path: &Path, offset: u64) {
+    let file =
+        fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let mut b = [0u8];
+    file.read_exact_at(&mut b, offset).unwrap();
+    file.write_all_at(&[b[0] ^ 0x01], offset).unwrap();
+}
+
+/// `veritysetup verify DATA HASH ROOT`: true if it accepts.
+fn veritysetup_verify(data: &Path, hash: &Path, root_hash: &str) -> bool {
+    let output = run(Command::new("veritysetup")
+        .arg("verify")
+        .arg(data)
+        .arg(hash)
+        .arg(root_hash));
+    output.status.success()
+}
+
+/// The root and verity partitions of `image` as files of their own.
+fn split(image: &Path, ddi: &Ddi, dir: &Path) -> (PathBuf, PathBuf) {
+    let (data, hash) = (dir.join("root.part"), dir.join("verity.part"));
+    fs::write(&data, read_range(image, ddi.root.offset(), ddi.root.size()))
+        .unwrap();
+    fs::write(
+        &hash,
+        read_range(image, ddi.verity.offset(), ddi.verity.size()),
+    )
+    .unwrap();
+    (data, hash)
+}
+
+#[test]
+fn hash_device_is_what_veritysetup_format_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    // One block (no levels), one hash block, two, and three levels.
+    for blocks in [1usize, 2, 128, 129, 128 * 128 + 1] {
+        let data = dir.path().join(format!("data-{blocks}"));
+        let contents = noise(blocks * 4096, blocks as u64);
+        fs::write(&data, &contents).unwrap();
+        let salt = noise(32, 99 + blocks as u64);
+        let uuid = Guid::parse_const("01234567-89ab-4def-8123-456789abcdef");
+
+        let mut builder = verity::Builder::new(&salt);
+        // In uneven chunks, as a caller may pass them.
+        for chunk in contents.chunks(4096 * 100) {
+            builder.update(chunk);
+        }
+        let ours = builder.finish(|_| uuid);
+
+        let hash = dir.path().join(format!("hash-{blocks}"));
+        fs::write(&hash, b"").unwrap();
+        let out = stdout_of(
+            "veritysetup",
+            &[
+                "format",
+                &format!("--salt={}", signature::hex(&salt)),
+                &format!("--uuid={uuid}"),
+                data.to_str().unwrap(),
+                hash.to_str().unwrap(),
+            ],
+        );
+        let out = String::from_utf8(out).unwrap();
+        let theirs = out
+            .lines()
+            .find_map(|l| l.strip_prefix("Root hash:"))
+            .unwrap()
+            .trim()
+            .to_string();
+        assert_eq!(signature::hex(&ours.root_hash), theirs, "{blocks} blocks");
+        assert!(
+            fs::read(&hash).unwrap() == ours.bytes,
+            "{blocks} blocks: the hash devices differ"
+        );
+        let verifier =
+            verity::Verifier::new(&ours.bytes, &ours.root_hash).unwrap();
+        let mut verifier = verifier;
+        verifier.update(&contents).unwrap();
+        assert_eq!(verifier.finish().unwrap(), vec![]);
+    }
+}
+
+#[test]
+fn table_is_what_sfdisk_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let (squashfs, image, ddi) = build_demo(dir.path(), b"hello");
+    let json: serde_json::Value = serde_json::from_slice(&stdout_of(
+        "sfdisk",
+        &["--json", image.to_str().unwrap()],
+    ))
+    .unwrap();
+    let table = &json["partitiontable"];
+    assert_eq!(table["label"], "gpt");
+    assert_eq!(table["sectorsize"], 512);
+    assert_eq!(table["firstlba"], 2048);
+    assert_eq!(
+        table["id"].as_str().unwrap().to_lowercase(),
+        ddi.gpt.disk_guid.to_string()
+    );
+    let parts = table["partitions"].as_array().unwrap();
+    let hex = ddi.root_hash_hex();
+    let uuid = |h: &str| {
+        format!(
+            "{}-{}-{}-{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..32]
+        )
+    };
+    let expected = [
+        (
+            "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709",
+            uuid(&hex[..32]),
+            "root-x86-64",
+        ),
+        (
+            "2C7357ED-EBD2-46D9-AEC1-23D437EC2BF5",
+            uuid(&hex[32..]),
+            "root-x86-64-verity",
+        ),
+    ];
+    assert_eq!(parts.len(), 2);
+    for (part, (ty, uuid, name)) in parts.iter().zip(expected) {
+        assert_eq!(part["type"], ty);
+        assert_eq!(part["uuid"].as_str().unwrap().to_lowercase(), uuid);
+        assert_eq!(part["name"], name);
+        assert_eq!(part["attrs"], "GUID:60");
+    }
+    assert_eq!(parts[0]["start"], 2048);
+    // The root partition holds the squashfs as it is, padded to 4 KiB.
+    let squashfs = fs::read(squashfs).unwrap();
+    let root = read_range(&image, ddi.root.offset(), ddi.root.size());
+    assert_eq!(&root[..squashfs.len()], &squashfs[..]);
+    assert!(root[squashfs.len()..].iter().all(|&b| b == 0));
+    // sfdisk finds nothing to complain about.
+    let output = run(Command::new("sfdisk").arg("--verify").arg(&image));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_contains(
+        &String::from_utf8_lossy(&output.stdout),
+        &["No errors detected."],
+    );
+    assert_eq!(Ddi::read(&image).unwrap(), ddi);
+}
+
+/// `systemd-dissect ARGS IMAGE` in a UTF-8 locale: stdout, or stderr
+/// as the error.
+fn dissect(image: &Path, args: &[&str]) -> Result<String, String> {
+    let output = run(Command::new("systemd-dissect")
+        .args(args)
+        .arg(image)
+        .env("LC_ALL", "C.UTF-8")
+        .env("SYSTEMD_COLORS", "0"));
+    match output.status.success() {
+        true => Ok(String::from_utf8_lossy(&output.stdout).into_owned()),
+        false => Err(stderr(&output)),
+    }
+}
+
+/// The VERITY column of the partition `designator` in dissect's table
+/// (RW DESIGNATOR UUID LABEL FSTYPE ARCHITECTURE VERITY ...).
+fn verity_column(table: &str, designator: &str) -> String {
+    table
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|cols| cols.get(1) == Some(&designator))
+        .unwrap_or_else(|| panic!("no {designator} in\n{table}"))[6]
+        .to_string()
+}
+
+#[test]
+fn systemd_dissect_sees_a_portable_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, image, ddi) = build_demo(dir.path(), b"hello");
+    let stdout = dissect(&image, &[]).unwrap();
+    assert_contains(
+        &stdout,
+        &[
+            "✓ portable service",
+            "PORTABLE_PREFIXES=demo",
+            &format!("ro root        {} root-x86-64 ", ddi.root.guid),
+            &format!("ro root-verity {} root-x86-64-verity ", ddi.verity.guid),
+        ],
+    );
+    // Without a root hash dissect cannot tell the partitions belong
+    // together; given ours, it finds them by their UUIDs.
+    assert_eq!(verity_column(&stdout, "root"), "no");
+    let hex = ddi.root_hash_hex();
+    let with_hash = dissect(&image, &[&format!("--root-hash={hex}")]);
+    assert_eq!(verity_column(&with_hash.unwrap(), "root"), "yes");
+    let other = format!("{}{}", &hex[..32], "1".repeat(32));
+    let err = dissect(&image, &[&format!("--root-hash={other}")]);
+    assert_contains(
+        &err.unwrap_err(),
+        &["No root partition for specified root hash"],
+    );
+
+    // Signed: dissect reads the root hash from the signature partition.
+    // It cannot check the signature here (that takes device-mapper, which
+    // this kernel lacks: `systemd-dissect --mount` fails with "Failed to
+    // decrypt image"), but it reads the image and calls it signed.
+    let signed = dir.path().join("signed").join("demo_1.0.raw");
+    fs::create_dir(signed.parent().unwrap()).unwrap();
+    ddi::sign(&image, &Openssl::default(), &rsa(dir.path()), &signed).unwrap();
+    let stdout = dissect(&signed, &[]).unwrap();
+    assert_contains(
+        &stdout,
+        &["✓ portable service", "root-x86-64-verity-sig"],
+    );
+    assert_eq!(verity_column(&stdout, "root"), "signed");
+}
+
+#[test]
+fn veritysetup_and_verify_reject_changed_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    // Large enough for two levels: 600 data blocks.
+    let (_, image, ddi) = build_demo(dir.path(), &noise(600 * 4096, 1));
+    assert_eq!(ddi.verify().unwrap(), vec![]);
+    let (data, hash) = split(&image, &ddi, dir.path());
+    let root_hash = ddi.root_hash_hex();
+    assert!(veritysetup_verify(&data, &hash, &root_hash));
+
+    // A data block: the 300th of the root partition.
+    let broken = dir.path().join("data-broken.raw");
+    fs::copy(&image, &broken).unwrap();
+    flip(&broken, ddi.root.offset() + 300 * 4096 + 17);
+    let (data, hash) = split(&broken, &ddi, dir.path());
+    assert!(!veritysetup_verify(&data, &hash, &root_hash));
+    let findings = Ddi::read(&broken).unwrap().verify().unwrap();
+    assert_eq!(
+        findings,
+        vec![Finding::Verity {
+            finding: verity::Finding::DataBlock { index: 300 },
+            offset: ddi.root.offset() + 300 * 4096,
+            len: 4096,
+        }]
+    );
+
+    // Each block of the tree: level 0 (blocks 2 to 6), level 1 (block 1).
+    for (block, level, index) in [(1u64, 1usize, 0u64), (2, 0, 0), (4, 0, 2)] {
+        let broken = dir.path().join("hash-broken.raw");
+        fs::copy(&image, &broken).unwrap();
+        flip(&broken, ddi.verity.offset() + block * 4096 + 100);
+        let (data, hash) = split(&broken, &ddi, dir.path());
+        assert!(
+            !veritysetup_verify(&data, &hash, &root_hash),
+            "block {block}"
+        );
+        let expected = if level == 1 {
+            verity::Finding::RootHash { hash_block: 1 }
+        } else {
+            verity::Finding::HashBlock { level, index, hash_block: block }
+        };
+        assert_eq!(
+            Ddi::read(&broken).unwrap().verify().unwrap(),
+            vec![Finding::Verity {
+                finding: expected,
+                offset: ddi.verity.offset() + block * 4096,
+                len: 4096,
+            }],
+            "hash block {block}"
+        );
+    }
+
+    // Bytes no tool hashes: the superblock's UUID and padding, which
+    // veritysetup does not check.
+    for offset in [20u64, 400, 1000] {
+        let broken = dir.path().join("sb-broken.raw");
+        fs::copy(&image, &broken).unwrap();
+        flip(&broken, ddi.verity.offset() + offset);
+        let findings = Ddi::read(&broken).unwrap().verify().unwrap();
+        assert!(!findings.is_empty(), "superblock byte {offset}");
+    }
+    // A table rewritten by another tool, valid but not ours.
+    let relabelled = dir.path().join("relabelled.raw");
+    fs::copy(&image, &relabelled).unwrap();
+    stdout_of(
+        "sfdisk",
+        &["--part-attrs", relabelled.to_str().unwrap(), "2", ""],
+    );
+    let findings = Ddi::read(&relabelled).unwrap().verify().unwrap();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_contains(
+        &findings[0].to_string(),
+        &[
+            "the partition table's partition 2 is",
+            "attributes 0x0 ",
+            "expected",
+        ],
+    );
+    // Between the table and the first partition.
+    let broken = dir.path().join("gap-broken.raw");
+    fs::copy(&image, &broken).unwrap();
+    flip(&broken, 100_000);
+    assert_eq!(
+        Ddi::read(&broken).unwrap().verify().unwrap(),
+        vec![Finding::NotZero { offset: 100_000, len: 1 }]
+    );
+}
+
+#[test]
+fn same_inputs_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (squashfs, image, ddi) = build_demo(dir.path(), b"same");
+    let again = dir.path().join("again.raw");
+    let ddi2 = ddi::build(&squashfs, Architecture::X86_64, &again).unwrap();
+    assert_eq!(Ddi { path: image.clone(), ..ddi2 }, ddi);
+    assert!(fs::read(&image).unwrap() == fs::read(&again).unwrap());
+    // No temporary file is left behind.
+    let names: Vec<String> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| file_name(&e.unwrap().path()))
+        .collect();
+    assert!(!names.iter().any(|n| n.ends_with(".partial")), "{names:?}");
+
+    // Another payload: another salt, root hash, disk GUID.
+    let other_dir = tempfile::tempdir().unwrap();
+    let (_, _, other) = build_demo(other_dir.path(), b"different");
+    assert_ne!(other.superblock.salt, ddi.superblock.salt);
+    assert_ne!(other.root_hash, ddi.root_hash);
+    assert_ne!(other.gpt.disk_guid, ddi.gpt.disk_guid);
+
+    // Another architecture: other types and names, the same root hash.
+    let arm = dir.path().join("arm.raw");
+    let arm = ddi::build(&squashfs, Architecture::Arm64, &arm).unwrap();
+    assert_eq!(arm.root_hash, ddi.root_hash);
+    assert_eq!(arm.root.type_guid, Architecture::Arm64.types().root);
+    assert_eq!(arm.verity.name, "root-arm64-verity");
+}
+
+/// A self-signed certificate and its key, made by `openssl req`.
+fn key_pair(dir: &Path, name: &str, algorithm: &[&str]) -> Signer {
+    let key = dir.join(format!("{name}.key"));
+    let certificate = dir.join(format!("{name}.crt"));
+    let mut args = vec!["req", "-x509", "-nodes", "-days", "3650"];
+    args.extend(algorithm);
+    let subject = format!("/CN={name}");
+    args.extend(["-subj", &subject, "-keyout", key.to_str().unwrap()]);
+    args.extend(["-out", certificate.to_str().unwrap()]);
+    let output = run(Command::new("openssl").args(&args));
+    assert!(output.status.success(), "openssl req: {}", stderr(&output));
+    Signer { key, certificate, passin: None }
+}
+
+fn rsa(dir: &Path) -> Signer {
+    key_pair(dir, "rsa", &["-newkey", "rsa:2048"])
+}
+
+fn ec(dir: &Path) -> Signer {
+    key_pair(
+        dir,
+        "ec",
+        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    )
+}
+
+#[test]
+fn sign_and_check_with_rsa_and_ec_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, image, ddi) = build_demo(dir.path(), b"signed");
+    let openssl = Openssl::default();
+    for signer in [rsa(dir.path()), ec(dir.path())] {
+        let signed = dir.path().join("signed.raw");
+        let ddi_signed =
+            ddi::sign(&image, &openssl, &signer, &signed).unwrap();
+        assert_eq!(Ddi::read(&signed).unwrap(), ddi_signed);
+        assert_eq!(ddi_signed.root_hash, ddi.root_hash);
+        assert_eq!(ddi_signed.gpt.disk_guid, ddi.gpt.disk_guid);
+        let sig = ddi_signed.verity_sig.as_ref().unwrap();
+        assert_eq!(sig.size(), 16 * 1024);
+        assert_eq!(sig.name, "root-x86-64-verity-sig");
+        // The root and verity partitions are unchanged.
+        for p in [&ddi.root, &ddi.verity] {
+            assert!(
+                read_range(&image, p.offset(), p.size())
+                    == read_range(&signed, p.offset(), p.size())
+            );
+        }
+        assert_eq!(ddi_signed.verify().unwrap(), vec![]);
+        assert_eq!(
+            ddi_signed.check_signature(&openssl, &signer.certificate).unwrap(),
+            vec![]
+        );
+
+        // The partition as systemd reads it.
+        let raw = read_range(&signed, sig.offset(), sig.size());
+        let text_len = raw.iter().position(|&b| b == 0).unwrap();
+        assert!(raw[text_len..].iter().all(|&b| b == 0));
+        let json: serde_json::Value =
+            serde_json::from_slice(&raw[..text_len]).unwrap();
+        let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["certificateFingerprint", "rootHash", "signature"]);
+        assert_eq!(json["rootHash"], ddi.root_hash_hex());
+        let fingerprint = stdout_line(
+            "openssl",
+            &[
+                "x509",
+                "-in",
+                signer.certificate.to_str().unwrap(),
+                "-noout",
+                "-fingerprint",
+                "-sha256",
+            ],
+        );
+        let fingerprint = fingerprint
+            .split_once('=')
+            .unwrap()
+            .1
+            .replace(':', "")
+            .to_lowercase();
+        assert_eq!(json["certificateFingerprint"], fingerprint);
+
+        // Independent checks of the signature over the root hash's text.
+        let parsed = ddi_signed.read_signature().unwrap().unwrap();
+        let der = dir.path().join("sig.der");
+        fs::write(&der, &parsed.signature).unwrap();
+        let content = dir.path().join("roothash.txt");
+        fs::write(&content, ddi.root_hash_hex()).unwrap();
+        stdout_of(
+            "openssl",
+            &[
+                "cms",
+                "-verify",
+                "-binary",
+                "-inform",
+                "der",
+                "-noverify",
+                "-in",
+                der.to_str().unwrap(),
+                "-content",
+                content.to_str().unwrap(),
+                "-certfile",
+                signer.certificate.to_str().unwrap(),
+                "-out",
+                "/dev/null",
+            ],
+        );
+        let gnutls = run(Command::new("certtool")
+            .args(["--p7-verify", "--inder", "--load-certificate"])
+            .arg(&signer.certificate)
+            .arg("--load-data")
+            .arg(&content)
+            .arg("--infile")
+            .arg(&der));
+        assert!(
+            gnutls.status.success(),
+            "certtool: {}{}",
+            String::from_utf8_lossy(&gnutls.stdout),
+            stderr(&gnutls)
+        );
+        // Detached, without signed attributes, the certificate included:
+        // as systemd-repart's PKCS7_sign() flags make it.
+        let printed = stdout_line(
+            "openssl",
+            &[
+                "pkcs7",
+                "-inform",
+                "der",
+                "-in",
+                der.to_str().unwrap(),
+                "-print",
+            ],
+        );
+        assert_contains(
+            &printed,
+            &["d.data: <ABSENT>", "auth_attr:\n          <ABSENT>", "cert:"],
+        );
+    }
+}
+
+#[test]
+fn wrong_certificate_and_wrong_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, image, _) = build_demo(dir.path(), b"signed");
+    let openssl = Openssl::default();
+    let (rsa, ec) = (rsa(dir.path()), ec(dir.path()));
+    let signed = dir.path().join("signed.raw");
+    let ddi = ddi::sign(&image, &openssl, &rsa, &signed).unwrap();
+
+    let findings = ddi.check_signature(&openssl, &ec.certificate).unwrap();
+    assert_eq!(findings.len(), 2, "{findings:?}");
+    assert!(matches!(findings[0], Finding::CertificateFingerprint { .. }));
+    let Finding::SignatureRejected(reason) = &findings[1] else {
+        panic!("{findings:?}")
+    };
+    assert_contains(reason, &["signer certificate not found"]);
+    // The unsigned image has nothing to check.
+    let unsigned = Ddi::read(&image).unwrap();
+    assert_eq!(
+        unsigned.check_signature(&openssl, &rsa.certificate).unwrap(),
+        vec![Finding::NoSignature]
+    );
+
+    // A key that is not the certificate's: an error, and no output.
+    let mismatched = Signer { key: ec.key.clone(), ..rsa.clone() };
+    let out = dir.path().join("mismatched.raw");
+    let err = ddi::sign(&image, &openssl, &mismatched, &out).unwrap_err();
+    assert!(
+        matches!(
+            err.kind,
+            ErrorKind::Signature(
+                signature::Error::KeyDoesNotMatchCertificate { .. }
+            )
+        ),
+        "{err}"
+    );
+    assert!(!out.exists());
+    assert!(!dir.path().join(".mismatched.raw.partial").exists());
+
+    // An encrypted key, its passphrase given as OpenSSL takes it.
+    let encrypted = dir.path().join("rsa-encrypted.key");
+    stdout_of(
+        "openssl",
+        &[
+            "pkey",
+            "-in",
+            rsa.key.to_str().unwrap(),
+            "-aes256",
+            "-passout",
+            "pass:secret",
+            "-out",
+            encrypted.to_str().unwrap(),
+        ],
+    );
+    let with_pass = Signer {
+        key: encrypted,
+        passin: Some("pass:secret".into()),
+        ..rsa.clone()
+    };
+    let out = dir.path().join("encrypted.raw");
+    let ddi = ddi::sign(&image, &openssl, &with_pass, &out).unwrap();
+    assert_eq!(
+        ddi.check_signature(&openssl, &rsa.certificate).unwrap(),
+        vec![]
+    );
+    let wrong_pass = Signer { passin: Some("pass:wrong".into()), ..with_pass };
+    let err =
+        ddi::sign(&image, &openssl, &wrong_pass, &dir.path().join("x.raw"))
+            .unwrap_err();
+    assert!(
+        matches!(
+            err.kind,
+            ErrorKind::Signature(signature::Error::Openssl { .. })
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn broken_and_foreign_files_are_typed_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (squashfs, image, _) = build_demo(dir.path(), b"x");
+    let kind = |path: &Path| Ddi::read(path).unwrap_err().kind;
+
+    // Not a DDI: the squashfs itself, an empty file, noise.
+    assert!(matches!(
+        kind(&squashfs),
+        ErrorKind::Gpt(gpt::Error::TooSmall { .. })
+    ));
+    let big_squashfs = dir.path().join("big.squashfs");
+    fs::write(&big_squashfs, noise(1 << 20, 5)).unwrap();
+    assert!(matches!(kind(&big_squashfs), ErrorKind::Gpt(gpt::Error::NoGpt)));
+    let empty = dir.path().join("empty");
+    fs::write(&empty, b"").unwrap();
+    assert!(matches!(
+        kind(&empty),
+        ErrorKind::Gpt(gpt::Error::TooSmall { .. })
+    ));
+    assert_eq!(
+        Ddi::read(&big_squashfs).unwrap_err().to_string(),
+        format!(
+            "{}: no GPT: no \"EFI PART\" signature at byte 512",
+            big_squashfs.display()
+        )
+    );
+
+    // Truncated: at every 64 KiB step, and by one sector.
+    let full = fs::read(&image).unwrap();
+    let cut = dir.path().join("cut.raw");
+    for len in (0..full.len()).step_by(65536).chain([full.len() - 512]) {
+        fs::write(&cut, &full[..len]).unwrap();
+        assert!(Ddi::read(&cut).is_err(), "truncated to {len}");
+    }
+    fs::write(&cut, &full[..full.len() - 512]).unwrap();
+    assert!(matches!(
+        kind(&cut),
+        ErrorKind::Gpt(gpt::Error::BackupMisplaced { .. })
+    ));
+
+    // A flipped byte anywhere in the first 48 KiB (MBR, table, the start
+    // of the squashfs) or the table at the end never panics.
+    let flipped = dir.path().join("flipped.raw");
+    let tail = full.len() - 33 * 512;
+    for offset in
+        (0..48 * 1024).step_by(97).chain((tail..full.len()).step_by(61))
+    {
+        let mut bytes = full.clone();
+        bytes[offset] ^= 0x80;
+        fs::write(&flipped, &bytes).unwrap();
+        if let Ok(ddi) = Ddi::read(&flipped) {
+            let _ = ddi.verify();
+        }
+    }
+
+    // Building from something that is not a squashfs: an error, no output.
+    let out = dir.path().join("out.raw");
+    let err =
+        ddi::build(&big_squashfs, Architecture::X86_64, &out).unwrap_err();
+    assert!(matches!(err.kind, ErrorKind::NotSquashfs(_)), "{err}");
+    assert!(!out.exists());
+}
+
+/// systemd-repart 252, given the same squashfs (`CopyBlocks=`) and
+/// `Verity=data`/`hash`/`signature`, makes an image our reader and
+/// verifier understand: its hash tree (random salt, 512-byte blocks)
+/// verifies against the root hash in its partition UUIDs, and its
+/// signature of that root hash is byte for byte the one we make with the
+/// same RSA key (PKCS#1 v1.5 signatures are deterministic).
+#[test]
+fn systemd_repart_makes_what_we_read_and_sign() {
+    let dir = tempfile::tempdir().unwrap();
+    let squashfs = squashfs(dir.path(), &noise(300 * 4096, 3));
+    let definitions = dir.path().join("repart.d");
+    fs::create_dir(&definitions).unwrap();
+    let conf = |name: &str, text: String| {
+        let text = format!("[Partition]\n{text}VerityMatchKey=root\n");
+        fs::write(definitions.join(name), text).unwrap()
+    };
+    let copy = format!("CopyBlocks={}\n", squashfs.display());
+    conf("10-root.conf", format!("Type=root\n{copy}Verity=data\n"));
+    conf("20-verity.conf", "Type=root-verity\nVerity=hash\n".into());
+    conf("30-sig.conf", "Type=root-verity-sig\nVerity=signature\n".into());
+    let signer = rsa(dir.path());
+    let image = dir.path().join("repart.raw");
+    let output = run(Command::new("systemd-repart")
+        .arg(format!("--definitions={}", definitions.display()))
+        .args(["--empty=create", "--size=auto", "--dry-run=no"])
+        .arg("--seed=e2a40bf9-73f1-4278-9160-49c031e7aef8")
+        .arg(format!("--private-key={}", signer.key.display()))
+        .arg(format!("--certificate={}", signer.certificate.display()))
+        .arg(&image));
+    assert!(output.status.success(), "systemd-repart: {}", stderr(&output));
+
+    let ddi = Ddi::read(&image).unwrap();
+    assert_eq!(ddi.superblock.data_block_size, 512);
+    let squashfs = fs::read(&squashfs).unwrap();
+    let root = read_range(&image, ddi.root.offset(), squashfs.len() as u64);
+    assert!(root == squashfs);
+    let findings = ddi.verify().unwrap();
+    assert!(
+        !findings.iter().any(|f| matches!(f, Finding::Verity { .. })),
+        "{findings:#?}"
+    );
+    // Its layout is not ours: a 10 MiB minimum size, its own UUIDs.
+    assert!(findings.iter().any(|f| matches!(f, Finding::Table { .. })));
+
+    // read_signature checked that its rootHash is the UUIDs' root hash.
+    let json = ddi.read_signature().unwrap().unwrap();
+    let openssl = Openssl::default();
+    assert_eq!(
+        ddi.check_signature(&openssl, &signer.certificate).unwrap(),
+        vec![]
+    );
+    assert!(
+        openssl.sign(&signer, &ddi.root_hash_hex()).unwrap() == json.signature
+    );
+}
+
+/// Not a test: how long building and verifying a DDI from a 300 MiB
+/// squashfs take next to `cp` and `veritysetup format` of it. Run with
+/// `cargo test --release ddi::timings -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn timings() {
+    use std::time::Instant;
+    let dir = tempfile::tempdir().unwrap();
+    let squashfs = squashfs(dir.path(), &noise(300 << 20, 7));
+    let time = |what: &str, f: &mut dyn FnMut()| {
+        let start = Instant::now();
+        f();
+        println!("{what}: {:.2} s", start.elapsed().as_secs_f64());
+    };
+    for round in 0..3 {
+        let copy = dir.path().join(format!("copy-{round}"));
+        time("cp", &mut || {
+            stdout_of(
+                "cp",
+                &[squashfs.to_str().unwrap(), copy.to_str().unwrap()],
+            );
+        });
+        let hash = dir.path().join(format!("hash-{round}"));
+        fs::write(&hash, b"").unwrap();
+        time("veritysetup format", &mut || {
+            stdout_of(
+                "veritysetup",
+                &[
+                    "format",
+                    squashfs.to_str().unwrap(),
+                    hash.to_str().unwrap(),
+                ],
+            );
+        });
+        let image = dir.path().join(format!("image-{round}.raw"));
+        let mut ddi = None;
+        time("ddi::build", &mut || {
+            ddi = Some(
+                ddi::build(&squashfs, Architecture::X86_64, &image).unwrap(),
+            );
+        });
+        time("Ddi::verify", &mut || {
+            assert_eq!(ddi.as_ref().unwrap().verify().unwrap(), vec![]);
+        });
+        for path in [copy, hash, image] {
+            fs::remove_file(path).unwrap();
+        }
+    }
+}
