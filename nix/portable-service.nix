@@ -20,6 +20,7 @@ let
   inherit (builtins)
     all
     attrNames
+    elem
     concatStringsSep
     filter
     hasContext
@@ -93,6 +94,11 @@ in
   symlinks ? [ ],
   # More derivations whose closures go into the image's store.
   contents ? [ ],
+  # Mount points the image has besides those its units' settings need
+  # (which the builder finds): "/srv/data", or { path; type = "file"; }
+  # where a file is bound. A read-only image cannot have systemd create
+  # them when a unit starts.
+  mountPoints ? [ ],
   # The package that provides mksquashfs; either spelling works.
   squashfsTools ? null,
   squashfs-tools ? null,
@@ -184,6 +190,34 @@ let
 
   isExtension = base != null;
 
+  # Each entry of `mountPoints` as { path; type; }.
+  mountPointList = map (
+    m:
+    if isString m then
+      {
+        path = m;
+        type = "directory";
+      }
+    else if isAttrs m && m ? path && isString m.path && all (n: elem n [ "path" "type" ]) (attrNames m) then
+      {
+        inherit (m) path;
+        type = m.type or "directory";
+      }
+    else
+      fail "each of mountPoints must be a path or { path; type; }, not ${builtins.toJSON m}"
+  ) (if isList mountPoints then mountPoints else fail "mountPoints must be a list");
+
+  mountPointChecks =
+    map (m: check (rules.mountPoint isExtension m)) mountPointList
+    ++ [
+      (check (
+        rules.mountPointCollisions (layout.scaffold {
+          extension = isExtension;
+          imageFileName = fileName;
+        }) symlinkList mountPointList
+      ))
+    ];
+
   symlinkChecks =
     map (s: check (rules.symlink isExtension s)) symlinkList
     ++ [
@@ -247,7 +281,7 @@ let
     system = portable-service-builder.system or builtins.currentSystem;
     builder = "${portable-service-builder}/bin/portable-service-builder";
     __structuredAttrs = true;
-    attrsVersion = 1;
+    attrsVersion = 2;
     inherit
       pname
       version
@@ -259,6 +293,7 @@ let
       inherit (s) symlink;
       object = "${s.object}";
     }) symlinkList;
+    mountPoints = mountPointList;
     squashCompression = concatStringsSep " " compression;
     squashBlockSize = toString blockSize;
     mksquashfs = "${squashfsPackage}/bin/mksquashfs";
@@ -313,7 +348,7 @@ let
     unitNames = map (u: u.name) namedUnits;
   } // passthru;
 in
-checked (argumentChecks ++ unitChecks ++ symlinkChecks ++ baseChecks) (
+checked (argumentChecks ++ unitChecks ++ symlinkChecks ++ mountPointChecks ++ baseChecks) (
   image
   // allPassthru
   // {

@@ -285,4 +285,101 @@ rec {
           null;
     in
     first (map check indices);
+
+  # One mountPoints entry, as portable-service.nix normalises it to
+  # { path; type; }: an absolute, normalised path outside the reserved
+  # ones (in an extension image, under /usr or /opt), of type "directory"
+  # or "file".
+  mountPoint =
+    extension: m:
+    let
+      path = m.path;
+      entry = "mountPoints entry '${path}'";
+      components = filter isString (split "/" path);
+      reserved = filter (r: isAtOrUnder r.path path) layout.reserved;
+    in
+    if !startsWith "/" path then
+      "${entry} is relative: it must be an absolute path"
+    else if path == "/" || any (c: c == "" || c == "." || c == "..") (builtins.tail components) then
+      "${entry}: '${path}' is not a normalised path: no empty, '.' or '..' components, no trailing '/'"
+    else if reserved != [ ] then
+      "${entry} lands in ${(head reserved).path}, ${(head reserved).why}"
+    else if !elem m.type [ "directory" "file" ] then
+      "${entry} has type '${m.type}': use \"directory\" or \"file\""
+    else if extension && !any (root: isAtOrUnder root path) layout.extensionRoots then
+      "${entry} is outside ${concatStringsSep " and " layout.extensionRoots}: an extension image can add only those to its base; give the base the mount point"
+    else
+      null;
+
+  # Where the mount points meet what the image has by then (layout.scaffold,
+  # the symlinks, the mount points before them), as the builder finds it:
+  # what is there already does if it is of the same kind.
+  mountPointCollisions =
+    scaffold: symlinks: mountPoints:
+    let
+      firstAt =
+        list: key: kindOf:
+        listToAttrs (
+          genList (i: {
+            name = (elemAt list i).${key};
+            value = {
+              inherit i;
+              kind = kindOf (elemAt list i);
+            };
+          }) (length list)
+        );
+      firstBelow =
+        list: key:
+        listToAttrs (
+          builtins.concatMap (
+            i:
+            map (a: {
+              name = a;
+              value = i;
+            }) (layout.ancestors (elemAt list i).${key})
+          ) (genList (i: i) (length list))
+        );
+      links = firstAt symlinks "symlink" (s: "a symlink to '${s.object}'");
+      belowLinks = firstBelow symlinks "symlink";
+      points = firstAt mountPoints "path" (m: if m.type == "file" then "a file" else "a directory");
+      belowPoints = firstBelow mountPoints "path";
+      # What `path` is when mount point j is added, or null.
+      kindBefore =
+        j: path:
+        let
+          point = points.${path} or null;
+        in
+        if elem path scaffold.files then
+          "a file"
+        else if elem path scaffold.dirs then
+          "a directory"
+        else if elem path scaffold.symlinks then
+          "a symlink to '${layout.storeLink.target}'"
+        else if links ? ${path} then
+          links.${path}.kind
+        else if belowLinks ? ${path} then
+          "a directory"
+        else if point != null && point.i < j then
+          point.kind
+        else if (belowPoints.${path} or j) < j then
+          "a directory"
+        else
+          null;
+      check =
+        j:
+        let
+          m = elemAt mountPoints j;
+          wanted = if m.type == "file" then "a file" else "a directory";
+          by = "mountPoints entry '${m.path}' needs ${m.path}";
+          inside = filter (a: !elem (kindBefore j a) [ null "a directory" ]) (layout.ancestors m.path);
+          there = kindBefore j m.path;
+        in
+        if inside != [ ] then
+          "${by}: '${m.path}' would lie inside '${head inside}', which is ${kindBefore j (head inside)}"
+        else if there != null && there != wanted then
+          "${by}: '${m.path}' is already in the image, as ${there}"
+        else
+          null;
+    in
+    first (genList check (length mountPoints));
 }

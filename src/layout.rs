@@ -95,6 +95,11 @@ impl Layout {
             .chain(self.foreign_store_dirs.iter().map(String::as_str))
     }
 
+    /// The reserved path that `path` lies at or under, if any.
+    pub fn reserved_at(&self, path: &str) -> Option<&Reserved> {
+        self.reserved.iter().find(|r| is_at_or_under(path, &r.path))
+    }
+
     /// The mount points with their modes.
     pub fn mount_points(&self) -> impl Iterator<Item = (&str, u32)> {
         self.mount_points.iter().map(|(path, mode)| {
@@ -103,6 +108,12 @@ impl Layout {
             (path.as_str(), mode)
         })
     }
+}
+
+/// Whether the normalised absolute `path` is `dir` or lies under it.
+pub fn is_at_or_under(path: &str, dir: &str) -> bool {
+    path.strip_prefix(dir)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 #[cfg(test)]

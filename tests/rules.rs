@@ -7,7 +7,7 @@
 //! the same treatment: the Nix view of what an image always has must be
 //! what the planner lays out.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
 use portable_service::build::attrs::Attrs;
@@ -85,6 +85,7 @@ fn text(value: &Value) -> String {
 /// too.
 fn config(
     symlinks: &Value,
+    mount_points: &Value,
     extension: bool,
 ) -> (anyhow::Result<Config>, Option<BaseImage>) {
     let mut closure = vec![UNIT.to_string()];
@@ -102,11 +103,12 @@ fn config(
         .collect();
     let base = json!({ "image": "/base/runtime_1.0.raw", "pname": "runtime" });
     let attrs = json!({
-        "attrsVersion": 1,
+        "attrsVersion": 2,
         "pname": "demo",
         "version": "1.0",
         "units": [{ "name": "demo.service", "path": UNIT, "explicitName": false }],
         "symlinks": symlinks,
+        "mountPoints": mount_points,
         "description": null,
         "homepage": null,
         "squashCompression": "xz",
@@ -123,16 +125,23 @@ fn config(
         sysext_level: "0".into(),
         paths: BTreeSet::new(),
         units: vec![],
+        entries: BTreeMap::new(),
     });
     (config, base)
 }
 
 fn plan_of(
     symlinks: &Value,
+    mount_points: &Value,
     extension: bool,
 ) -> anyhow::Result<portable_service::build::tree::Tree> {
-    let (config, base) = config(symlinks, extension);
-    let units = [Unit { name: "demo.service".into(), source: UNIT.into() }];
+    let (config, base) = config(symlinks, mount_points, extension);
+    let units = [Unit {
+        name: "demo.service".into(),
+        source: UNIT.into(),
+        mount_points: vec![],
+        warnings: vec![],
+    }];
     plan::plan(&config?, &units, base.as_ref())
 }
 
@@ -156,6 +165,12 @@ fn rust_verdict(row: &Row) -> Option<String> {
         "squash-block-size" => err(parse_block_size(&text(value))),
         "symlinks" => err(plan_of(
             &value["symlinks"],
+            &json!([]),
+            value["extension"].as_bool().unwrap(),
+        )),
+        "mountPoints" => err(plan_of(
+            &value["symlinks"],
+            &value["mountPoints"],
             value["extension"].as_bool().unwrap(),
         )),
         other => panic!("the table names an unknown argument '{other}'"),
@@ -185,6 +200,7 @@ fn the_nix_function_follows_the_table() {
           layout = import {repo}/nix/layout.nix;
           rows = builtins.fromJSON (builtins.readFile {repo}/tests/data/argument-rules.json);
           first = builtins.foldl' (found: m: if found != null then found else m) null;
+          scaffold = v: layout.scaffold {{ inherit (v) extension; imageFileName = "demo_1.0.raw"; }};
           withContext = s:
             let m = builtins.match "(/nix/store/[0-9a-df-np-sv-z]{{32}}-[^/]+).*" s.object;
             in if m == null then s
@@ -201,7 +217,10 @@ fn the_nix_function_follows_the_table() {
             else if row.argument == "symlinks" then
               let links = map withContext v.symlinks; in
               first (map (rules.symlink v.extension) links
-                ++ [ (rules.symlinkCollisions (layout.scaffold {{ inherit (v) extension; imageFileName = "demo_1.0.raw"; }}) links) ])
+                ++ [ (rules.symlinkCollisions (scaffold v) links) ])
+            else if row.argument == "mountPoints" then
+              first (map (rules.mountPoint v.extension) v.mountPoints
+                ++ [ (rules.mountPointCollisions (scaffold v) v.symlinks v.mountPoints) ])
             else throw "unknown argument ${{row.argument}}";
         in
         map verdict rows
@@ -238,7 +257,7 @@ fn the_nix_layout_is_the_planners() {
             scaffold[key].as_array().unwrap().iter().map(text).collect()
         };
 
-        let tree = plan_of(&json!([]), extension).unwrap();
+        let tree = plan_of(&json!([]), &json!([]), extension).unwrap();
         let (mut dirs, mut files, mut links) =
             (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
         for (path, node) in tree.iter() {

@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use crate::nix::path_info::PathInfo;
 
-pub const ATTRS_VERSION: u32 = 1;
+pub const ATTRS_VERSION: u32 = 2;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -28,6 +28,7 @@ pub struct Attrs {
     pub version: String,
     pub units: Vec<UnitAttr>,
     pub symlinks: Vec<SymlinkAttr>,
+    pub mount_points: Vec<MountPointAttr>,
     pub description: Option<String>,
     pub homepage: Option<String>,
     pub squash_compression: String,
@@ -57,6 +58,14 @@ pub struct UnitAttr {
     /// True when the user named the unit explicitly (`{ name; file; }`),
     /// so that `path` must be a single file.
     pub explicit_name: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MountPointAttr {
+    pub path: String,
+    /// "directory" or "file".
+    #[serde(rename = "type")]
+    pub kind: String,
 }
 
 #[derive(Debug, Deserialize)]

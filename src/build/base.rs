@@ -11,12 +11,12 @@ extension that matches the prefix it is given, and on a name clash the
 base's unit wins, so no base unit may match the extension's prefix.
 */
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use crate::image::survey::{self, Facts};
+use crate::image::survey::{self, EntryType, Facts};
 use crate::nix::store_path::StorePath;
 use crate::systemd::unit_name;
 
@@ -27,6 +27,8 @@ pub struct BaseImage {
     /// The store paths the base holds.
     pub paths: BTreeSet<StorePath>,
     pub units: Vec<String>,
+    /// What the base has outside its store, such as mount points.
+    pub entries: BTreeMap<String, EntryType>,
 }
 
 impl BaseImage {
@@ -71,6 +73,7 @@ impl BaseImage {
             sysext_level: sysext_level.clone(),
             paths: manifest.store_paths(),
             units: facts.units.iter().map(|u| u.name.clone()).collect(),
+            entries: facts.outside_store.clone(),
         })
     }
 

@@ -14,6 +14,7 @@ use anyhow::{bail, Context, Result};
 use crate::build::attrs::{Attrs, BaseArg};
 use crate::build::closure::Closure;
 use crate::build::compression::{self, Compression};
+use crate::build::mount_points::MountPointArg;
 use crate::build::symlink::Symlink;
 use crate::nix::store_path::StorePath;
 use crate::systemd::image_name;
@@ -27,6 +28,7 @@ pub struct Config {
     pub homepage: Option<String>,
     pub units: Vec<UnitSource>,
     pub symlinks: Vec<Symlink>,
+    pub mount_points: Vec<MountPointArg>,
     pub compression: Compression,
     pub block_size: u32,
     pub mksquashfs: PathBuf,
@@ -98,6 +100,14 @@ impl Config {
             symlinks.push(symlink);
         }
 
+        let mount_points = attrs
+            .mount_points
+            .iter()
+            .map(|m| {
+                MountPointArg::new(&m.path, &m.kind, attrs.base.is_some())
+            })
+            .collect::<Result<_>>()?;
+
         let Some(out) = attrs.outputs.get("out").cloned() else {
             bail!(".attrs.json has no output 'out'");
         };
@@ -108,6 +118,7 @@ impl Config {
             homepage,
             units,
             symlinks,
+            mount_points,
             compression,
             block_size,
             mksquashfs: attrs.mksquashfs,

@@ -31,6 +31,7 @@ pub mod closure;
 pub mod compression;
 pub mod config;
 pub mod mksquashfs;
+pub mod mount_points;
 pub mod plan;
 pub mod stream;
 pub mod summary;
@@ -52,6 +53,9 @@ pub fn run() -> Result<()> {
         None => None,
     };
     let units = units::resolve(&config.units, &config.pname)?;
+    for warning in units.iter().flat_map(|u| &u.warnings) {
+        eprintln!("portable-service-builder: warning: {warning}");
+    }
     let tree = plan::plan(&config, &units, base.as_ref())?;
 
     let created_out = !config.out.exists();

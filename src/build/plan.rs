@@ -32,6 +32,7 @@ use anyhow::{Context, Result};
 
 use crate::build::base::BaseImage;
 use crate::build::config::Config;
+use crate::build::mount_points;
 use crate::build::tree::{Content, ImagePath, Node, Tree};
 use crate::build::units::Unit;
 use crate::layout::layout;
@@ -84,6 +85,8 @@ pub fn plan(
         tree.insert(symlink.link.clone(), node)
             .with_context(|| format!("symlink '{}'", symlink.link))?;
     }
+    let needed = mount_points::needed(units, &config.mount_points);
+    mount_points::add(&mut tree, &needed, base)?;
     Ok(tree)
 }
 
@@ -159,11 +162,12 @@ mod tests {
 
     fn config(symlinks: serde_json::Value) -> Config {
         let attrs: Attrs = serde_json::from_value(serde_json::json!({
-            "attrsVersion": 1,
+            "attrsVersion": 2,
             "pname": "demo",
             "version": "1.0",
             "units": [{ "name": "demo.service", "path": UNIT, "explicitName": false }],
             "symlinks": symlinks,
+            "mountPoints": [],
             "description": null,
             "homepage": null,
             "squashCompression": "xz",
@@ -180,7 +184,12 @@ mod tests {
     }
 
     fn units() -> Vec<Unit> {
-        vec![Unit { name: "demo.service".into(), source: UNIT.into() }]
+        vec![Unit {
+            name: "demo.service".into(),
+            source: UNIT.into(),
+            mount_points: vec![],
+            warnings: vec![],
+        }]
     }
 
     #[test]

@@ -15,7 +15,7 @@ planned.
 use anyhow::{bail, Context, Result};
 
 use crate::build::tree::ImagePath;
-use crate::layout::layout;
+use crate::layout::{is_at_or_under, layout};
 use crate::nix::store_path::StorePath;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,14 +42,12 @@ impl Symlink {
         }
         let link = ImagePath::parse(symlink)
             .with_context(|| format!("symlink '{symlink}'"))?;
-        for reserved in &layout().reserved {
-            if is_at_or_under(symlink, &reserved.path) {
-                bail!(
-                    "symlink '{symlink}' lands in {}, {}",
-                    reserved.path,
-                    reserved.why
-                );
-            }
+        if let Some(reserved) = layout().reserved_at(symlink) {
+            bail!(
+                "symlink '{symlink}' lands in {}, {}",
+                reserved.path,
+                reserved.why
+            );
         }
         let Ok((object_store_path, _)) =
             StorePath::split_absolute_path(object)
@@ -70,12 +68,6 @@ impl Symlink {
         }
         Ok(Symlink { link, object: object.to_string(), object_store_path })
     }
-}
-
-/// Whether the normalised absolute `path` is `dir` or lies under it.
-fn is_at_or_under(path: &str, dir: &str) -> bool {
-    path.strip_prefix(dir)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 #[cfg(test)]

@@ -133,6 +133,17 @@ impl Tree {
         Ok(())
     }
 
+    /// Makes sure `node`, a directory or an empty file (a mount point), is
+    /// at `path`: as `insert`, but what is there already will do when it is
+    /// of the same kind.
+    pub fn provide(&mut self, path: ImagePath, node: Node) -> Result<()> {
+        match (self.nodes.get(&path), &node) {
+            (Some(Node::Dir { .. }), Node::Dir { .. })
+            | (Some(Node::File { .. }), Node::File { .. }) => Ok(()),
+            _ => self.insert(path, node),
+        }
+    }
+
     pub fn get(&self, path: &ImagePath) -> Option<&Node> {
         self.nodes.get(path)
     }
@@ -175,6 +186,31 @@ mod tests {
             ["/a", "/foo", "/foo/a", "/foo/a/x", "/foo/b", "/foo-bar"]
         );
         assert_eq!(tree.get(&p("/foo")), Some(&Node::Dir { mode: 0o755 }));
+    }
+
+    #[test]
+    fn provides_what_may_be_there() {
+        let mut tree = Tree::new();
+        let dir = Node::Dir { mode: 0o755 };
+        let file = Node::File { mode: 0o644, content: Content::Bytes(vec![]) };
+        tree.insert(p("/var/lib"), dir.clone()).unwrap();
+        tree.provide(p("/var/lib"), dir.clone()).unwrap();
+        tree.provide(p("/var/lib/app"), dir.clone()).unwrap();
+        tree.provide(p("/etc/hostname"), file.clone()).unwrap();
+        tree.provide(p("/etc/hostname"), file.clone()).unwrap();
+        let err = tree.provide(p("/var/lib"), file).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "'/var/lib' is already in the image, as a directory"
+        );
+        let link = Node::Symlink { target: "/nix/store/x".into() };
+        tree.insert(p("/srv"), link).unwrap();
+        let err = tree.provide(p("/srv/data"), dir).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "'/srv/data' would lie inside '/srv', which is a symlink to \
+             '/nix/store/x'"
+        );
     }
 
     #[test]

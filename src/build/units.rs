@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::build::config::UnitSource;
+use crate::systemd::unit_file::{self, UnitFile};
 use crate::systemd::unit_name;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,36 +26,52 @@ pub struct Unit {
     pub name: String,
     /// The file whose content the image's unit file gets.
     pub source: PathBuf,
+    /// What its settings need in the image.
+    pub mount_points: Vec<unit_file::MountPoint>,
+    /// What works differently on systemd before 257.
+    pub warnings: Vec<unit_file::Warning>,
 }
 
 pub fn resolve(sources: &[UnitSource], prefix: &str) -> Result<Vec<Unit>> {
     let mut units: BTreeMap<String, Unit> = BTreeMap::new();
     for source in sources {
-        for unit in resolve_one(source)? {
-            check_unit_file(&unit.source)?;
-            unit_name::check_portable(&unit.name, prefix).with_context(
-                || format!("unit file {}", unit.source.display()),
-            )?;
-            if let Some(first) = units.get(&unit.name) {
+        for (name, path) in resolve_one(source)? {
+            check_unit_file(&path)?;
+            unit_name::check_portable(&name, prefix)
+                .with_context(|| format!("unit file {}", path.display()))?;
+            if let Some(first) = units.get(&name) {
                 bail!(
-                    "two units are named '{}': {} and {}",
-                    unit.name,
+                    "two units are named '{name}': {} and {}",
                     first.source.display(),
-                    unit.source.display()
+                    path.display()
                 );
             }
-            units.insert(unit.name.clone(), unit);
+            let text = fs::read(&path)
+                .with_context(|| format!("reading unit {}", path.display()))?;
+            let unit = UnitFile::parse(&name, &text)
+                .and_then(|unit| unit_file::requirements(&unit))
+                .with_context(|| format!("unit file {}", path.display()))?;
+            units.insert(
+                name.clone(),
+                Unit {
+                    name,
+                    source: path,
+                    mount_points: unit.mount_points,
+                    warnings: unit.warnings,
+                },
+            );
         }
     }
     Ok(units.into_values().collect())
 }
 
-fn resolve_one(source: &UnitSource) -> Result<Vec<Unit>> {
+/// The unit files of an entry of `units`: names and files.
+fn resolve_one(source: &UnitSource) -> Result<Vec<(String, PathBuf)>> {
     let path = PathBuf::from(source.path.to_absolute_path());
     let meta = fs::metadata(&path)
         .with_context(|| format!("reading unit {}", path.display()))?;
     if !meta.is_dir() {
-        return Ok(vec![Unit { name: source.name.clone(), source: path }]);
+        return Ok(vec![(source.name.clone(), path)]);
     }
     if source.explicit_name {
         bail!(
@@ -77,7 +94,7 @@ fn resolve_one(source: &UnitSource) -> Result<Vec<Unit>> {
         let Some(name) = entry.file_name().and_then(|n| n.to_str()) else {
             bail!("{} is not a unit file name", entry.display());
         };
-        units.push(Unit { name: name.to_string(), source: entry.clone() });
+        units.push((name.to_string(), entry.clone()));
     }
     if units.is_empty() {
         bail!("unit directory {} holds no unit files", path.display());

@@ -99,10 +99,10 @@ pub struct Facts {
     /// The manifest, or why it could not be read.
     #[serde(skip)]
     pub manifest: Result<Manifest, String>,
-    /// What each path the layout fixes (mount points, empty files,
-    /// `/usr/lib/os-release`) is in the image, if it is there.
+    /// Every entry outside the store: what the layout fixes, mount points,
+    /// symlinks and units.
     #[serde(skip)]
-    pub fixed_paths: BTreeMap<String, EntryType>,
+    pub outside_store: BTreeMap<String, EntryType>,
 }
 
 fn ok_or_null<S: serde::Serializer>(
@@ -172,6 +172,7 @@ pub fn survey(image: &Image, file_name: &str) -> Result<Facts> {
     let mut units = Vec::new();
     let mut symlinks = Vec::new();
     let mut store_paths = Vec::new();
+    let mut outside_store = BTreeMap::new();
     for entry in image.entries() {
         let entry = entry?;
         let kind = entry.kind();
@@ -188,6 +189,10 @@ pub fn survey(image: &Image, file_name: &str) -> Result<Facts> {
         if entry.path.starts_with(&store_dir) {
             continue;
         }
+        outside_store.insert(
+            entry.path.to_string_lossy().into_owned(),
+            entry_type(&kind),
+        );
         if let EntryKind::Symlink { target } = kind {
             symlinks.push(ImageSymlink {
                 path: entry.path.clone(),
@@ -218,17 +223,6 @@ pub fn survey(image: &Image, file_name: &str) -> Result<Facts> {
         }
     }
 
-    let fixed_paths = layout
-        .mount_points()
-        .map(|(path, _)| path)
-        .chain(layout.empty_files.iter().map(String::as_str))
-        .chain([layout.usr_os_release.as_str()])
-        .filter_map(|path| {
-            let entry = image.entry(Path::new(path)).ok()?;
-            Some((path.to_string(), entry_type(&entry.kind())))
-        })
-        .collect();
-
     Ok(Facts {
         image: file_name.to_string(),
         kind,
@@ -244,7 +238,7 @@ pub fn survey(image: &Image, file_name: &str) -> Result<Facts> {
         store_paths,
         base: manifest.as_ref().ok().and_then(|m| m.base.clone()),
         manifest,
-        fixed_paths,
+        outside_store,
     })
 }
 
@@ -339,12 +333,12 @@ pub mod fixture {
                 .collect(),
             Err(_) => vec![],
         };
-        let mut fixed_paths: BTreeMap<String, EntryType> = layout
+        let mut outside_store: BTreeMap<String, EntryType> = layout
             .mount_points()
             .map(|(p, _)| (p.to_string(), EntryType::Directory))
             .collect();
         for file in &layout.empty_files {
-            fixed_paths.insert(file.clone(), EntryType::File);
+            outside_store.insert(file.clone(), EntryType::File);
         }
         Facts {
             image: "demo_1.0.raw".into(),
@@ -367,7 +361,7 @@ pub mod fixture {
             store_paths,
             base: manifest.as_ref().ok().and_then(|m| m.base.clone()),
             manifest,
-            fixed_paths,
+            outside_store,
         }
     }
 }

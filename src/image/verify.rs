@@ -182,7 +182,7 @@ fn portable_service_rules(findings: &mut Findings, image: &Facts) {
     release_fields(findings, image, fields);
     let layout = layout();
     for file in &layout.empty_files {
-        if image.fixed_paths.get(file) != Some(&EntryType::File) {
+        if image.outside_store.get(file) != Some(&EntryType::File) {
             findings.add(
                 file,
                 "is not a file in the image; portabled's profiles bind-mount \
@@ -191,7 +191,7 @@ fn portable_service_rules(findings: &mut Findings, image: &Facts) {
         }
     }
     for (dir, _) in layout.mount_points() {
-        if image.fixed_paths.get(dir) != Some(&EntryType::Directory) {
+        if image.outside_store.get(dir) != Some(&EntryType::Directory) {
             findings.add(
                 dir,
                 "is not a directory in the image; the service's mounts need \
@@ -230,7 +230,7 @@ fn extension_rules(
         }
     }
     let usr_os_release = &layout().usr_os_release;
-    if image.fixed_paths.contains_key(usr_os_release) {
+    if image.outside_store.contains_key(usr_os_release) {
         findings.add(
             usr_os_release,
             "is in an extension image, which systemd 254 and later refuse",
@@ -495,9 +495,9 @@ mod tests {
     #[test]
     fn missing_mount_points_and_units() {
         let mut facts = fixture::facts(RELEASE, &manifest(&[]));
-        facts.fixed_paths.remove("/var/tmp");
+        facts.outside_store.remove("/var/tmp");
         facts
-            .fixed_paths
+            .outside_store
             .insert("/etc/machine-id".into(), EntryType::Directory);
         facts.units[0].ignored_because = Some("empty".into());
         assert_eq!(
@@ -548,7 +548,7 @@ mod tests {
         extension.kind = ImageKind::Extension;
         extension.release_file =
             PathBuf::from(layout().extension_release("demo_1.0.raw"));
-        extension.fixed_paths = BTreeMap::from([(
+        extension.outside_store = BTreeMap::from([(
             layout().usr_os_release.clone(),
             EntryType::File,
         )]);

@@ -1,0 +1,177 @@
+/*!
+The mount points an image gives its services. A read-only image cannot
+have systemd create them when a unit starts, so every path a unit's
+settings mount on, change into or link at (`StateDirectory=`,
+`BindPaths=`, ... ; `crate::systemd::unit_file` works them out) is in the
+image already, and so is every path of the `mountPoints` argument, for
+what no unit names (a host directory bound in by a drop-in, say).
+
+A mount point is an empty directory owned by root, mode 755 (systemd
+needs only that the directories leading to it can be searched), or an
+empty file where a file is bound (the `mountPoints` argument says which:
+a unit cannot, as the type of a bind source is the host's). What the
+image has at that path already will do if it is of the same kind. A mount
+point may not lie in the store, in a reserved path, or under a symlink
+(systemd would mount on what the symlink points to, in the store), and
+an extension image can add only what lies under `/usr` and `/opt` to its
+base: for anything else, the base must have it.
+*/
+
+use anyhow::{bail, Result};
+
+use crate::build::base::BaseImage;
+use crate::build::tree::{Content, ImagePath, Node, Tree};
+use crate::build::units::Unit;
+use crate::image::survey::EntryType;
+use crate::layout::{is_at_or_under, layout};
+use crate::systemd::unit_file::Kind;
+
+/// An entry of the `mountPoints` argument.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountPointArg {
+    pub path: String,
+    pub file: bool,
+}
+
+impl MountPointArg {
+    /// Checks an entry of a full image's `mountPoints`, or of an extension
+    /// image's when `extension`: `kind` is "directory" or "file".
+    pub fn new(
+        path: &str,
+        kind: &str,
+        extension: bool,
+    ) -> Result<MountPointArg> {
+        let entry = format!("mountPoints entry '{path}'");
+        if !path.starts_with('/') {
+            bail!("{entry} is relative: it must be an absolute path");
+        }
+        ImagePath::parse(path).map_err(|e| anyhow::anyhow!("{entry}: {e}"))?;
+        if let Some(reserved) = layout().reserved_at(path) {
+            bail!("{entry} lands in {}, {}", reserved.path, reserved.why);
+        }
+        let file = match kind {
+            "directory" => false,
+            "file" => true,
+            _ => bail!(
+                "{entry} has type '{kind}': use \"directory\" or \"file\""
+            ),
+        };
+        let roots = &layout().extension_roots;
+        if extension && !roots.iter().any(|r| is_at_or_under(path, r)) {
+            bail!(
+                "{entry} is outside {}: an extension image can add only \
+                 those to its base; give the base the mount point",
+                roots.join(" and ")
+            );
+        }
+        Ok(MountPointArg { path: path.to_string(), file })
+    }
+}
+
+/// What the image must hold at a path, and who asks for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountPoint {
+    pub path: String,
+    pub needs: Needs,
+    /// The unit's setting, or the `mountPoints` entry, in words.
+    pub by: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Needs {
+    Directory,
+    File,
+    /// A relative symlink with this target.
+    Symlink(String),
+}
+
+/// The mount points of `units` and of the `mountPoints` argument, in that
+/// order; an argument says whether a unit's bind target is a file.
+pub fn needed(units: &[Unit], args: &[MountPointArg]) -> Vec<MountPoint> {
+    let mut needed: Vec<MountPoint> = Vec::new();
+    for unit in units {
+        for point in &unit.mount_points {
+            let file = args.iter().any(|a| a.file && a.path == point.path);
+            let needs = match &point.kind {
+                Kind::Symlink { target } => Needs::Symlink(target.clone()),
+                Kind::BindTarget if file => Needs::File,
+                Kind::Directory | Kind::BindTarget | Kind::Existing => {
+                    Needs::Directory
+                }
+            };
+            let o = &point.origin;
+            let by = format!(
+                "unit '{}', line {}: {}={}",
+                o.unit, o.line, o.setting, o.value
+            );
+            needed.push(MountPoint { path: point.path.clone(), needs, by });
+        }
+    }
+    for arg in args {
+        needed.push(MountPoint {
+            path: arg.path.clone(),
+            needs: if arg.file { Needs::File } else { Needs::Directory },
+            by: format!("mountPoints entry '{}'", arg.path),
+        });
+    }
+    needed
+}
+
+/// Puts the mount points into the planned tree of a full image, or of an
+/// extension image of `base`.
+pub fn add(
+    tree: &mut Tree,
+    needed: &[MountPoint],
+    base: Option<&BaseImage>,
+) -> Result<()> {
+    let roots = &layout().extension_roots;
+    for point in needed {
+        let path = &point.path;
+        let by = &point.by;
+        if let Some(reserved) = layout().reserved_at(path) {
+            bail!(
+                "{by} needs {path}, which lands in {}, {}",
+                reserved.path,
+                reserved.why
+            );
+        }
+        if let Some(base) = base {
+            if !roots.iter().any(|r| is_at_or_under(path, r)) {
+                let has = base.entries.get(path);
+                let fits = match point.needs {
+                    Needs::Directory => has == Some(&EntryType::Directory),
+                    Needs::File => has == Some(&EntryType::File),
+                    Needs::Symlink(_) => has == Some(&EntryType::Symlink),
+                };
+                if !fits {
+                    bail!(
+                        "{by} needs {path} in the image, which an extension \
+                         cannot add (systemd overlays only {} of it on its \
+                         base), and the base {} does not have it: give the \
+                         base mountPoints = [ \"{path}\" ]",
+                        roots.join(" and "),
+                        base.image_file_name
+                    );
+                }
+                continue;
+            }
+        }
+        let at = ImagePath::parse(path).expect("mount points are normalised");
+        let node = match &point.needs {
+            Needs::Directory => Node::Dir { mode: 0o755 },
+            Needs::File => {
+                Node::File { mode: 0o644, content: Content::Bytes(Vec::new()) }
+            }
+            Needs::Symlink(target) => Node::Symlink { target: target.clone() },
+        };
+        let provided = match node {
+            Node::Symlink { .. } => match tree.get(&at) {
+                Some(existing) if *existing == node => Ok(()),
+                _ => tree.insert(at, node),
+            },
+            node => tree.provide(at, node),
+        };
+        provided.map_err(|e| anyhow::anyhow!("{by} needs {path}: {e}"))?;
+    }
+    Ok(())
+}
