@@ -33,6 +33,9 @@ mod squashfs;
 // Extension images on a base image.
 mod extension;
 
+// Real services: the mount points their settings need; long symlinks.
+mod services;
+
 // inspect and verify on real images, good and broken.
 mod verify;
 
