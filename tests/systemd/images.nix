@@ -57,7 +57,7 @@ let
     units = [
       (writeText "long-run.service" ''
         [Unit]
-        Manifest=Acceptance test long-running httpd
+        Description=Acceptance test long-running httpd
 
         [Service]
         ExecStart=${busybox}/bin/httpd -f -p 8081 -h ${longRunWww}
@@ -80,7 +80,7 @@ let
     units = [
       (writeText "ticker.timer" ''
         [Unit]
-        Manifest=Acceptance test timer
+        Description=Acceptance test timer
 
         [Timer]
         OnActiveSec=1s
@@ -88,7 +88,7 @@ let
       '')
       (writeText "ticker.service" ''
         [Unit]
-        Manifest=Acceptance test timer's service
+        Description=Acceptance test timer's service
 
         [Service]
         Type=oneshot
@@ -104,7 +104,7 @@ let
     mkdir -p "$out"
     cat > "$out/greet@.service" <<'EOF'
     [Unit]
-    Manifest=Acceptance test template, instance %i
+    Description=Acceptance test template, instance %i
 
     [Service]
     Environment=GREET_INSTANCE=%i
@@ -135,7 +135,7 @@ let
     units = [
       (writeText "ephemeral.service" ''
         [Unit]
-        Manifest=Acceptance test runtime-attached service
+        Description=Acceptance test runtime-attached service
 
         [Service]
         ExecStart=${ephemeralRun}
@@ -193,7 +193,7 @@ let
     units = [
       (writeText "hello.service" ''
         [Unit]
-        Manifest=Acceptance test service from an extension image
+        Description=Acceptance test service from an extension image
 
         [Service]
         ExecStart=${helloServer}

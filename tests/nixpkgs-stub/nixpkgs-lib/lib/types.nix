@@ -189,7 +189,7 @@ rec {
       # Human-readable representation of the type, should be equivalent to
       # the type function name.
       name,
-      # Manifest of the type, defined recursively by embedding the wrapped type if any.
+      # Description of the type, defined recursively by embedding the wrapped type if any.
       description ? null,
       # A hint for whether or not this description needs parentheses. Possible values:
       #  - "noun": a noun phrase
