@@ -606,6 +606,139 @@ hello() {
   fi
 }
 
+# The real-service set of webapp_1.raw and webapp_2.raw: state, cache,
+# logs, runtime and configuration directories, an environment file, CA
+# certificates and a data directory from the host, a timer job and a
+# static user; their data on the host, kept across detach and attach, an
+# upgrade with reattach, and every profile. The counter goes up by one per
+# visit over the whole scenario.
+
+webapp_prepare() {
+  install -d -m 0755 /etc/webapp /etc/ssl/certs
+  echo "configured on the host" >/etc/webapp/greeting
+  echo "WEBAPP_GREETING=from the host's environment file" >/etc/webapp.env
+  echo "test certificate" >/etc/ssl/certs/webapp-test.pem
+  install -d -m 1777 /srv/webapp-data
+  # portabled's default profile makes every user dynamic; this host
+  # drop-in gives webapp-static.service a static one (root).
+  install -d /etc/systemd/system/webapp-static.service.d
+  printf '[Service]\nDynamicUser=no\n' \
+    >/etc/systemd/system/webapp-static.service.d/50-static-user.conf
+  run systemctl daemon-reload
+}
+
+# Under the trusted profile, 257 writes the host's os-release into the
+# host's /run/host, which systemd-nspawn leaves read-only, with a plain
+# file where 257 puts a symlink: every unit would fail with "Failed to set
+# up mount namespacing". This container, not the image, is what differs
+# from a host (doc/services.md).
+webapp_trusted_in_nspawn() {
+  ((PS_EXPECT_SYSTEMD >= 257)) || return 0
+  if [[ -e /run/host/os-release ]]; then
+    mount -o remount,rw /run/host 2>/dev/null || mount -o remount,rw,bind /run/host
+    umount /run/host/os-release 2>/dev/null || true
+    rm -f /run/host/os-release
+  fi
+}
+
+webapp_attach() {
+  local image=$1 profile=$2
+  [[ $profile != trusted ]] || webapp_trusted_in_nspawn
+  run portablectl attach --now --profile="$profile" "$image"
+  expect_active webapp.socket
+  expect_active webapp-static.service
+  expect_active webapp-update.timer
+}
+
+# The visit that makes the counter COUNT: the answer shows what the
+# service read and wrote.
+webapp_visit() {
+  local version=$1 count=$2 body
+  body=$(http_wait http://127.0.0.1:8090/)
+  printf '%s\n' "$body"
+  for line in "version=$version" "count=$count" \
+    "config=configured on the host" "env=from the host's environment file" \
+    "cert=test certificate" "runtime=$count"; do
+    grep -qxF "$line" <<<"$body" || fail "the answer has no line '$line'"
+  done
+  grep -qx "uid=0" <<<"$body" && fail "the web application ran as root, not as its dynamic user"
+  return 0
+}
+
+lines_of() {
+  wc -l <"$1"
+}
+
+# What the visits left on the host: a dynamic user's directories are
+# under private/, with a symlink beside them.
+webapp_host_state() {
+  local n=$1
+  ls -la /var/lib/private /var/cache/private /var/log/private /srv/webapp-data
+  [[ $(readlink /var/lib/webapp) == private/webapp ]] || fail "/var/lib/webapp is not a link to private/webapp"
+  [[ $(cat /var/lib/private/webapp/count) == "$n" ]] || fail "the counter on the host is not $n"
+  [[ $(lines_of /var/cache/private/webapp/visits) == "$n" ]] || fail "the cache on the host has no $n visits"
+  [[ $(lines_of /var/log/private/webapp/access.log) == "$n" ]] || fail "the log on the host has no $n visits"
+  [[ $(lines_of /srv/webapp-data/visits) == "$n" ]] || fail "the bound host directory has no $n visits"
+}
+
+webapp_timer_ran() {
+  wait_for 15 test -s /var/lib/private/webapp/updates ||
+    fail "the update job wrote nothing into the shared state directory"
+  cat /var/lib/private/webapp/updates
+  grep -qv "updated by 0" /var/lib/private/webapp/updates ||
+    fail "the update job ran as root, not as the dynamic user"
+}
+
+webapp_static_state() {
+  [[ -d /var/lib/webapp-static && ! -L /var/lib/webapp-static ]] ||
+    fail "/var/lib/webapp-static is not a plain directory (a static user's)"
+  [[ $(cat /var/lib/webapp-static/uid) == 0 ]] || fail "webapp-static.service did not run as root"
+  cat /var/lib/webapp-static/runs
+}
+
+webapp_detach() {
+  run portablectl detach --now "$1"
+  expect_gone webapp.socket /etc/systemd/system.attached/webapp.socket
+  expect_port_closed 8090
+}
+
+webapp_reattach() {
+  run portablectl reattach --now "$1"
+  expect_active webapp.socket
+  expect_list_state "$1" running
+}
+
+webapp() {
+  local v1 v2 profile
+  scenario webapp 'webapp*'
+  v1=webapp_1
+  v2=webapp_2
+  step "the host has the configuration, certificates, data directory and a static-user drop-in" webapp_prepare
+  step "attach --now (default profile) starts the socket, timer and static service" webapp_attach "$v1" default
+  step "a visit reads the host's configuration, environment and certificates" webapp_visit 1 1
+  step "a second visit counts on" webapp_visit 1 2
+  step "state, cache, logs and the bound directory are on the host, private to the dynamic user" webapp_host_state 2
+  step "the timer's job wrote to the same state as the same dynamic user" webapp_timer_ran
+  step "the static-user service keeps its state in /var/lib/webapp-static" webapp_static_state
+  step "detach --now stops and removes it all" webapp_detach "$v1"
+  step "attach again: the state is still there" webapp_attach "$v1" default
+  step "the counter goes on after detach and attach" webapp_visit 1 3
+  step "reattach --now upgrades to webapp_2" webapp_reattach "$v2"
+  step "version 2 answers, with the state of version 1" webapp_visit 2 4
+  step "the host's state follows" webapp_host_state 4
+  local count=4
+  for profile in strict nonetwork trusted; do
+    count=$((count + 1))
+    step "detach before the $profile profile" webapp_detach "$v2"
+    step "attach --profile=$profile" webapp_attach "$v2" "$profile"
+    step "under $profile, a visit counts on from the same state" webapp_visit 2 "$count"
+    step "under $profile, the state is on the host" webapp_host_state "$count"
+  done
+  step "detach --now at the end" webapp_detach "$v2"
+  cleanup "$v2" 'webapp*'
+  cleanup "$v1" 'webapp*'
+}
+
 # ---------------------------------------------------------------- main
 
 # portabled, systemd-dissect and PID 1 get loop devices from
@@ -632,6 +765,7 @@ main() {
   greet
   ephemeral
   hello
+  webapp
   journalctl --no-pager --boot --output=short-monotonic >"$PS_RESULTS/journal.txt" 2>&1 || true
   echo "finished" >"$PS_RESULTS/status"
 }

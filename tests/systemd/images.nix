@@ -201,8 +201,117 @@ let
     ];
   };
 
+  # A service set shaped like real ones, with no workaround in its units
+  # (no TemporaryFileSystem= over /var/lib): the image gives them the mount
+  # points their settings need. webapp.socket activates webapp@.service
+  # per connection (port 8090), which keeps a visit counter in its state
+  # directory and writes to its cache, logs, runtime directory and a host
+  # directory bound in, reads its configuration directory, an environment
+  # file and CA certificates from the host, and answers with what it saw. A
+  # timer runs an update job as the same dynamic user on the same state;
+  # webapp-static.service keeps state as a static user, which a host
+  # drop-in (DynamicUser=no) makes it under portabled's default profile.
+  # Version 2 answers with its version, for `portablectl reattach`.
+  webapp =
+    version:
+    let
+      # The service's PATH has nothing in the image: busybox's applets are
+      # called through it.
+      handler = writeScript "webapp-handler" ''
+        #!${busybox}/bin/sh
+        bb=${busybox}/bin/busybox
+        cr=$(printf '\r')
+        while read -r line; do
+          case "$line" in "" | "$cr") break ;; esac
+        done
+        count=$(( $($bb cat "$STATE_DIRECTORY/count" 2>/dev/null || echo 0) + 1 ))
+        echo "$count" > "$STATE_DIRECTORY/count"
+        echo "visit $count" >> "$CACHE_DIRECTORY/visits"
+        echo "visit $count" >> "$LOGS_DIRECTORY/access.log"
+        echo "$count" > "$RUNTIME_DIRECTORY/last"
+        echo "visit $count" >> /srv/webapp-data/visits
+        printf 'HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n'
+        echo "version=${version}"
+        echo "count=$count"
+        echo "uid=$($bb id -u)"
+        echo "config=$($bb cat "$CONFIGURATION_DIRECTORY/greeting")"
+        echo "env=$WEBAPP_GREETING"
+        echo "cert=$($bb cat /etc/ssl/certs/webapp-test.pem)"
+        echo "runtime=$($bb cat "$RUNTIME_DIRECTORY/last")"
+      '';
+      update = writeScript "webapp-update" ''
+        #!${busybox}/bin/sh
+        echo "updated by $(${busybox}/bin/busybox id -u)" >> "$STATE_DIRECTORY/updates"
+      '';
+      static = writeScript "webapp-static" ''
+        #!${busybox}/bin/sh
+        ${busybox}/bin/busybox id -u > "$STATE_DIRECTORY/uid"
+        echo ran >> "$STATE_DIRECTORY/runs"
+      '';
+    in
+    portableService {
+      pname = "webapp";
+      inherit version;
+      description = "Acceptance test: real services with state";
+      units = [
+        (writeText "webapp.socket" ''
+          [Socket]
+          ListenStream=8090
+          Accept=yes
+
+          [Install]
+          WantedBy=sockets.target
+        '')
+        {
+          name = "webapp@.service";
+          file = writeText "webapp-at.service" ''
+            [Unit]
+            Description=Acceptance test web application, connection %i
+
+            [Service]
+            User=webapp
+            DynamicUser=yes
+            StateDirectory=webapp
+            CacheDirectory=webapp
+            LogsDirectory=webapp
+            RuntimeDirectory=webapp/%i
+            ConfigurationDirectory=webapp
+            EnvironmentFile=/etc/webapp.env
+            BindReadOnlyPaths=/etc/ssl/certs
+            BindPaths=/srv/webapp-data
+            ExecStart=${handler}
+            StandardInput=socket
+            StandardOutput=socket
+            StandardError=journal
+          '';
+        }
+        (writeText "webapp-update.timer" ''
+          [Timer]
+          OnActiveSec=1s
+          AccuracySec=1ms
+        '')
+        (writeText "webapp-update.service" ''
+          [Service]
+          Type=oneshot
+          User=webapp
+          DynamicUser=yes
+          StateDirectory=webapp
+          ExecStart=${update}
+        '')
+        (writeText "webapp-static.service" ''
+          [Service]
+          Type=oneshot
+          RemainAfterExit=yes
+          StateDirectory=webapp-static
+          ExecStart=${static}
+        '')
+      ];
+    };
+
   images = {
     inherit (host) demo;
+    webapp1 = webapp "1";
+    webapp2 = webapp "2";
     inherit
       long-run
       ticker
