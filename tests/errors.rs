@@ -237,3 +237,26 @@ refused_by_the_builder! {
         "is a directory",
     ];
 }
+
+/// A symlink above a directory portabled reads units from, into a package
+/// that ships units there, would let portabled attach them unchecked.
+#[test]
+fn symlink_that_leads_portabled_to_units() {
+    let log = build_fails(&demo_image(
+        r#"symlinks = [ {
+             object = "${runCommand "pkg" { } ''
+               mkdir -p $out/lib/systemd/system
+               echo "[Service]" > $out/lib/systemd/system/demo-extra.service
+             ''}/lib";
+             symlink = "/lib";
+           } ];"#,
+    ));
+    assert_contains(
+        &log,
+        &[
+            "portable-service-builder: error: symlink '/lib' -> '/nix/store/",
+            "-pkg/lib' makes portabled read units from /nix/store/",
+            "-pkg/lib/systemd/system, past every check on units",
+        ],
+    );
+}

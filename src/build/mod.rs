@@ -57,6 +57,7 @@ pub fn run() -> Result<()> {
         eprintln!("portable-service-builder: warning: {warning}");
     }
     let tree = plan::plan(&config, &units, base.as_ref())?;
+    symlink::check_no_units_through(&tree)?;
 
     let created_out = !config.out.exists();
     fs::create_dir_all(&config.out)

@@ -12,9 +12,12 @@ the image's own files and with other links are found when the tree is
 planned.
 */
 
+use std::fs;
+use std::path::Path;
+
 use anyhow::{bail, Context, Result};
 
-use crate::build::tree::ImagePath;
+use crate::build::tree::{ImagePath, Node, Tree};
 use crate::layout::{is_at_or_under, layout};
 use crate::nix::store_path::StorePath;
 
@@ -68,6 +71,40 @@ impl Symlink {
         }
         Ok(Symlink { link, object: object.to_string(), object_store_path })
     }
+}
+
+/// Fails if a symlink of the planned tree makes a directory portabled
+/// reads units from resolve into the store, where there are files: a link
+/// `/lib -> ${pkgs.foo}/lib` would let portabled attach
+/// `${pkgs.foo}/lib/systemd/system/foo.service`, past every check on
+/// units. Reads the store, where the links point.
+pub fn check_no_units_through(tree: &Tree) -> Result<()> {
+    for dir in &layout().portabled_unit_dirs {
+        let path = ImagePath::parse(dir).expect("the layout is normalised");
+        let components = path.components();
+        for depth in 1..=components.len() {
+            let at = ImagePath::parse(&components[..depth].join("/"))
+                .expect("a prefix of a normalised path");
+            let Some(Node::Symlink { target }) = tree.get(&at) else {
+                continue;
+            };
+            let rest = components[depth..].join("/");
+            let resolved = Path::new(target).join(&rest);
+            let has_files = fs::read_dir(&resolved)
+                .map(|mut entries| entries.next().is_some())
+                .unwrap_or(false);
+            if has_files {
+                bail!(
+                    "symlink '{at}' -> '{target}' makes portabled read units \
+                     from {}, past every check on units: link to a path \
+                     without a {rest} directory, or pass the units in `units`",
+                    resolved.display()
+                );
+            }
+            break;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -132,6 +169,30 @@ mod tests {
         assert!(err.contains("lands in /usr/lib/os-release, "), "{err}");
         Symlink::new(SH, "/usr/lib/systemd/user", false).unwrap();
         Symlink::new(SH, "/usr/lib/os-release.d", false).unwrap();
+    }
+
+    #[test]
+    fn refuses_links_that_lead_portabled_to_units() {
+        let store = tempfile::tempdir().unwrap();
+        let lib = store.path().join("lib");
+        std::fs::create_dir_all(lib.join("systemd/system")).unwrap();
+        let mut tree = Tree::new();
+        let target = lib.display().to_string();
+        let link = Node::Symlink { target: target.clone() };
+        tree.insert(ImagePath::parse("/lib").unwrap(), link).unwrap();
+        // An empty unit directory gives portabled nothing.
+        check_no_units_through(&tree).unwrap();
+        std::fs::write(lib.join("systemd/system/x.service"), "").unwrap();
+        let err = check_no_units_through(&tree).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "symlink '/lib' -> '{target}' makes portabled read units \
+                 from {target}/systemd/system, past every check on units: \
+                 link to a path without a systemd/system directory, or pass \
+                 the units in `units`"
+            )
+        );
     }
 
     #[test]
