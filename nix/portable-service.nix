@@ -106,6 +106,12 @@ in
   squash-compression ? "xz -Xdict-size 100%",
   # `mksquashfs -b`: a power of two from 4K to 1M.
   squash-block-size ? "1M",
+  # Builds the image in layers, each compressed in a derivation of its
+  # own: [ [ pkgs.jdk ] [ pkgs.python3 pkgs.glibcLocales ] ]. A layer holds
+  # the closure of its roots less what earlier layers hold; everything else
+  # (units, programs, scaffold) is the final layer. The roots go into the
+  # image's store, as contents do.
+  layers ? [ ],
   # Makes this an extension image of that image (another portableService
   # result): it holds only the store paths the base lacks, and is attached
   # with `portablectl attach --extension THIS.raw BASE.raw PNAME`.
@@ -276,24 +282,12 @@ let
     else
       { };
 
-  image = derivation (discardReferences // {
-    name = "${pname}-img-${version}";
+  # What every job of this image's build shares.
+  jobAttrs = discardReferences // {
     system = portable-service-builder.system or builtins.currentSystem;
     builder = "${portable-service-builder}/bin/portable-service-builder";
     __structuredAttrs = true;
     attrsVersion = 2;
-    inherit
-      pname
-      version
-      description
-      homepage
-      ;
-    units = map (u: { inherit (u) name path explicitName; }) unitEntries;
-    symlinks = map (s: {
-      inherit (s) symlink;
-      object = "${s.object}";
-    }) symlinkList;
-    mountPoints = mountPointList;
     squashCompression = concatStringsSep " " compression;
     squashBlockSize = toString blockSize;
     mksquashfs = "${squashfsPackage}/bin/mksquashfs";
@@ -305,11 +299,128 @@ let
         }
       else
         null;
-    exportReferencesGraph.closure =
-      map (u: u.path) unitEntries
-      ++ map (c: storePathOf "contents" c) contents
-      ++ map (s: storePathOf "symlink '${s.symlink}' object" s.object) symlinkList;
-  });
+  };
+
+  # The image, or its final layer: everything but what the layers hold.
+  imageJob = derivation (
+    jobAttrs
+    // {
+      name = if layerList == [ ] then "${pname}-img-${version}" else "${pname}-final-layer-${version}";
+      inherit
+        pname
+        version
+        description
+        homepage
+        ;
+      units = map (u: { inherit (u) name path explicitName; }) unitEntries;
+      symlinks = map (s: {
+        inherit (s) symlink;
+        object = "${s.object}";
+      }) symlinkList;
+      mountPoints = mountPointList;
+      exportReferencesGraph = {
+        closure =
+          map (u: u.path) unitEntries
+          ++ map (c: storePathOf "contents" c) contents
+          ++ map (s: storePathOf "symlink '${s.symlink}' object" s.object) symlinkList
+          ++ layerRoots (builtins.length layerList);
+      }
+      // (if layerList == [ ] then { } else { layered = layerRoots (builtins.length layerList); });
+    }
+    // (if layerList == [ ] then { } else { outputFile = layerFile; })
+  );
+
+  # Each entry of `layers`, checked: a non-empty list of store objects.
+  layerList =
+    let
+      checkLayer =
+        i: layer:
+        let
+          number = toString (i + 1);
+        in
+        if !isList layer then
+          fail "layer ${number} is a ${builtins.typeOf layer}: each of layers is a list of store objects"
+        else if layer == [ ] then
+          fail "layer ${number} is empty: a layer needs at least one root"
+        else
+          map (
+            root:
+            if isStoreObject root then
+              root
+            else
+              fail "layer ${number} has a ${builtins.typeOf root}, which is not a store object (a derivation or a path)"
+          ) layer;
+    in
+    if !isList layers then
+      fail "layers must be a list of lists of store objects"
+    else
+      builtins.genList (i: checkLayer i (builtins.elemAt layers i)) (builtins.length layers);
+
+  # The roots of the first `n` layers, as store paths.
+  layerRoots =
+    n:
+    builtins.concatLists (
+      builtins.genList (i: map (storePathOf "a root of layer ${toString (i + 1)}") (builtins.elemAt layerList i)) n
+    );
+
+  # No root may be given twice: each names the layer that gives it first.
+  layerChecks =
+    let
+      roots = builtins.concatLists (
+        builtins.genList (
+          i:
+          map (root: {
+            path = unsafeDiscardStringContext (storePathOf "a root of layer ${toString (i + 1)}" root);
+            layer = i + 1;
+          }) (builtins.elemAt layerList i)
+        ) (builtins.length layerList)
+      );
+      indexed = builtins.genList (k: (builtins.elemAt roots k) // { inherit k; }) (builtins.length roots);
+      first = builtins.listToAttrs (
+        map (r: {
+          name = r.path;
+          value = r;
+        }) indexed
+      );
+    in
+    map (
+      r:
+      first.${r.path}.k == r.k
+      || fail "layers give ${r.path} twice (in layer ${toString first.${r.path}.layer} and layer ${toString r.layer}): a root belongs to one layer"
+    ) indexed;
+
+  layerFile = "layer.squashfs";
+
+  # Layer i: the closure of its roots less the earlier layers'.
+  layerDrvs = builtins.genList (
+    i:
+    derivation (
+      jobAttrs
+      // {
+        name = "${pname}-layer${toString (i + 1)}-${version}";
+        kind = "layer";
+        outputFile = layerFile;
+        exportReferencesGraph = {
+          closure = layerRoots (i + 1);
+          earlier = layerRoots i;
+        };
+      }
+    )
+  ) (builtins.length layerList);
+
+  image =
+    if layerList == [ ] then
+      imageJob
+    else
+      derivation (
+        jobAttrs
+        // {
+          name = "${pname}-img-${version}";
+          kind = "assemble";
+          inherit fileName;
+          layers = map (l: "${l}/${layerFile}") (layerDrvs ++ [ imageJob ]);
+        }
+      );
 
   # `portable-service-builder verify` on the image, in a derivation of its
   # own: it builds (its output is the report) only when the image holds its
@@ -348,7 +459,7 @@ let
     unitNames = map (u: u.name) namedUnits;
   } // passthru;
 in
-checked (argumentChecks ++ unitChecks ++ symlinkChecks ++ mountPointChecks ++ baseChecks) (
+checked (argumentChecks ++ unitChecks ++ symlinkChecks ++ mountPointChecks ++ layerChecks ++ baseChecks) (
   image
   // allPassthru
   // {

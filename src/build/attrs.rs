@@ -3,11 +3,20 @@ The builder's input: `.attrs.json`, written by Nix for a derivation with
 `__structuredAttrs = true`.
 
 This is a plain mirror of what `nix/portable-service.nix` puts in the
-derivation, plus what Nix adds: `outputs` and the closure that
-`exportReferencesGraph.closure` asks for. Keys the builder does not use are
+derivation, plus what Nix adds: `outputs` and the closures that
+`exportReferencesGraph` asks for. Keys the builder does not use are
 ignored, so Nix may add more (it added `valid` to closure entries once).
 `attrsVersion` names the version of this contract; both sides change it
 together.
+
+A derivation is one of three jobs, by its `kind`:
+
+- `image` (the default): an image, or the final layer of a layered image
+  (`layered` then names the store paths the other layers hold, which it
+  leaves out, and `outputFile` the file it writes);
+- `layer`: one layer of a layered image, the store paths of its roots'
+  closure that earlier layers (and an extension's base) do not hold;
+- `assemble`: the image made of the layers' files.
 */
 
 use std::collections::BTreeMap;
@@ -39,6 +48,47 @@ pub struct Attrs {
     pub outputs: BTreeMap<String, PathBuf>,
     /// For an extension image: the image it extends.
     pub base: Option<BaseArg>,
+    /// For the final layer: what the other layers hold.
+    #[serde(default)]
+    pub layered: Vec<PathInfo>,
+    /// For the final layer: the file it writes (else `<pname>_<version>.raw`).
+    pub output_file: Option<String>,
+}
+
+/// A layer of a layered image.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LayerAttrs {
+    pub squash_compression: String,
+    pub squash_block_size: String,
+    pub mksquashfs: PathBuf,
+    /// The closure of the layer's roots.
+    pub closure: Vec<PathInfo>,
+    /// The closure of the earlier layers' roots.
+    #[serde(default)]
+    pub earlier: Vec<PathInfo>,
+    /// For a layer of an extension image: the image it extends.
+    pub base: Option<BaseArg>,
+    pub output_file: String,
+    pub outputs: BTreeMap<String, PathBuf>,
+}
+
+/// The assembly of a layered image from its layers.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssembleAttrs {
+    /// The layers' files, in order, the final layer last.
+    pub layers: Vec<PathBuf>,
+    pub file_name: String,
+    pub outputs: BTreeMap<String, PathBuf>,
+}
+
+/// What a derivation asks the builder to do.
+#[derive(Debug)]
+pub enum Job {
+    Image(Box<Attrs>),
+    Layer(LayerAttrs),
+    Assemble(AssembleAttrs),
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -74,42 +124,68 @@ pub struct SymlinkAttr {
     pub symlink: String,
 }
 
-impl Attrs {
-    /// Where Nix put `.attrs.json`: `$NIX_ATTRS_JSON_FILE` when that file
-    /// exists (Nix 2.8 sets the variable to a path outside its sandbox),
-    /// else `$NIX_BUILD_TOP/.attrs.json`.
-    pub fn locate() -> Result<PathBuf> {
-        if let Some(file) = std::env::var_os("NIX_ATTRS_JSON_FILE") {
-            let file = PathBuf::from(file);
-            if file.exists() {
-                return Ok(file);
-            }
-        }
-        let top = std::env::var_os("NIX_BUILD_TOP").map(PathBuf::from);
-        match top.map(|top| top.join(".attrs.json")) {
-            Some(file) if file.exists() => Ok(file),
-            _ => bail!(
-                "found no .attrs.json: neither $NIX_ATTRS_JSON_FILE nor \
-                 $NIX_BUILD_TOP/.attrs.json exists (the builder runs in a \
-                 derivation with __structuredAttrs = true)"
-            ),
+/// Where Nix put `.attrs.json`: `$NIX_ATTRS_JSON_FILE` when that file
+/// exists (Nix 2.8 sets the variable to a path outside its sandbox), else
+/// `$NIX_BUILD_TOP/.attrs.json`.
+pub fn locate() -> Result<PathBuf> {
+    if let Some(file) = std::env::var_os("NIX_ATTRS_JSON_FILE") {
+        let file = PathBuf::from(file);
+        if file.exists() {
+            return Ok(file);
         }
     }
+    let top = std::env::var_os("NIX_BUILD_TOP").map(PathBuf::from);
+    match top.map(|top| top.join(".attrs.json")) {
+        Some(file) if file.exists() => Ok(file),
+        _ => bail!(
+            "found no .attrs.json: neither $NIX_ATTRS_JSON_FILE nor \
+             $NIX_BUILD_TOP/.attrs.json exists (the builder runs in a \
+             derivation with __structuredAttrs = true)"
+        ),
+    }
+}
 
-    pub fn read(path: &Path) -> Result<Attrs> {
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Header {
+    attrs_version: u32,
+    #[serde(default)]
+    kind: Option<String>,
+}
+
+impl Job {
+    /// Reads the job `.attrs.json` at `path` describes.
+    pub fn read(path: &Path) -> Result<Job> {
+        let parsing = || format!("parsing {}", path.display());
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading {}", path.display()))?;
-        let attrs: Attrs = serde_json::from_str(&text)
-            .with_context(|| format!("parsing {}", path.display()))?;
-        if attrs.attrs_version != ATTRS_VERSION {
+        let header: Header =
+            serde_json::from_str(&text).with_context(parsing)?;
+        if header.attrs_version != ATTRS_VERSION {
             bail!(
                 "{} has attrsVersion {}, but this builder reads version \
                  {ATTRS_VERSION}: the Nix function and the builder come \
                  from different releases",
                 path.display(),
-                attrs.attrs_version
+                header.attrs_version
             );
         }
-        Ok(attrs)
+        let job = match header.kind.as_deref() {
+            None | Some("image") => {
+                Job::Image(serde_json::from_str(&text).with_context(parsing)?)
+            }
+            Some("layer") => {
+                Job::Layer(serde_json::from_str(&text).with_context(parsing)?)
+            }
+            Some("assemble") => Job::Assemble(
+                serde_json::from_str(&text).with_context(parsing)?,
+            ),
+            Some(other) => bail!(
+                "{} asks for a job of kind '{other}', which this builder \
+                 does not know (image, layer, assemble)",
+                path.display()
+            ),
+        };
+        Ok(job)
     }
 }

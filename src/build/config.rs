@@ -7,6 +7,7 @@ time: the builder can be run without the Nix function, and some values
 (the units inside directories) are only known when it runs.
 */
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -37,6 +38,11 @@ pub struct Config {
     pub closure: Closure,
     /// Set for an extension image.
     pub base: Option<BaseArg>,
+    /// For the final layer of a layered image: the store paths the other
+    /// layers hold, which it leaves out.
+    pub layered: BTreeSet<StorePath>,
+    /// The file to write, when it is not the image (a final layer).
+    pub output_file: Option<String>,
 }
 
 /// One entry of `units`: a unit file or a directory of unit files.
@@ -125,11 +131,14 @@ impl Config {
             out,
             closure,
             base: attrs.base,
+            layered: attrs.layered.into_iter().map(|i| i.path).collect(),
+            output_file: attrs.output_file,
         })
     }
 
-    pub fn image_path(&self) -> PathBuf {
-        self.out.join(&self.file_name)
+    /// What the build writes: the image, or the final layer's file.
+    pub fn output_path(&self) -> PathBuf {
+        self.out.join(self.output_file.as_ref().unwrap_or(&self.file_name))
     }
 }
 

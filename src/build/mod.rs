@@ -15,21 +15,23 @@ per step.
 */
 
 use std::fs;
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use crate::build::attrs::Attrs;
+use crate::build::attrs::{Attrs, Job};
 use crate::build::base::BaseImage;
 use crate::build::config::Config;
 use crate::build::summary::{CpuTime, Summary};
-use crate::build::tree::Node;
+use crate::build::tree::{Node, Tree};
 
 pub mod attrs;
 pub mod base;
 pub mod closure;
 pub mod compression;
 pub mod config;
+pub mod layers;
 pub mod mksquashfs;
 pub mod mount_points;
 pub mod plan;
@@ -40,10 +42,19 @@ pub mod tar;
 pub mod tree;
 pub mod units;
 
-/// Builds the image that `.attrs.json` describes, where Nix put it.
+/// Does the job that `.attrs.json` describes, where Nix put it.
 pub fn run() -> Result<()> {
     let started = Instant::now();
-    let config = Config::from_attrs(Attrs::read(&Attrs::locate()?)?)?;
+    match Job::read(&attrs::locate()?)? {
+        Job::Image(attrs) => image(*attrs, started),
+        Job::Layer(attrs) => layers::layer(attrs, started),
+        Job::Assemble(attrs) => layers::assemble(attrs, started),
+    }
+}
+
+/// An image, or the final layer of a layered one.
+fn image(attrs: Attrs, started: Instant) -> Result<()> {
+    let config = Config::from_attrs(attrs)?;
     let base = match &config.base {
         Some(base) => {
             let base = BaseImage::read(&base.image)?;
@@ -56,30 +67,41 @@ pub fn run() -> Result<()> {
     for warning in units.iter().flat_map(|u| &u.warnings) {
         eprintln!("portable-service-builder: warning: {warning}");
     }
-    let tree = plan::plan(&config, &units, base.as_ref())?;
+    let mut tree = plan::plan(&config, &units, base.as_ref())?;
     symlink::check_no_units_through(&tree)?;
-
-    let created_out = !config.out.exists();
-    fs::create_dir_all(&config.out)
-        .with_context(|| format!("creating {}", config.out.display()))?;
+    tree.remove_store_paths(&config.layered);
     let settings = mksquashfs::Settings {
         mksquashfs: &config.mksquashfs,
         compression: &config.compression,
         block_size: config.block_size,
         processors: processors(),
     };
-    let image = config.image_path();
-    let stats = match mksquashfs::write_image(&settings, &tree, &image) {
+    write(&settings, &tree, &config.output_path(), started)
+}
+
+/// Writes `tree` as the squashfs `file`, in its output directory, which a
+/// failure leaves as it was; then tells the build log what it did.
+pub fn write(
+    settings: &mksquashfs::Settings,
+    tree: &Tree,
+    file: &Path,
+    started: Instant,
+) -> Result<()> {
+    let out = file.parent().expect("an output file is in its output");
+    let created_out = !out.exists();
+    fs::create_dir_all(out)
+        .with_context(|| format!("creating {}", out.display()))?;
+    let stats = match mksquashfs::write_image(settings, tree, file) {
         Ok(stats) => stats,
         Err(err) => {
             if created_out {
-                let _ = fs::remove_dir(&config.out);
+                let _ = fs::remove_dir(out);
             }
             return Err(err);
         }
     };
-    let image_bytes = fs::metadata(&image)
-        .with_context(|| format!("reading {}", image.display()))?
+    let image_bytes = fs::metadata(file)
+        .with_context(|| format!("reading {}", file.display()))?
         .len();
     let store_paths = tree
         .iter()
@@ -87,7 +109,7 @@ pub fn run() -> Result<()> {
         .count();
     let cpu = CpuTime::now();
     let summary = Summary {
-        image: config.file_name.clone(),
+        image: file.file_name().unwrap_or_default().to_string_lossy().into(),
         store_paths,
         files: stats.files,
         bytes_in: stats.bytes,

@@ -58,6 +58,38 @@ impl Summary {
     }
 }
 
+/// What the assembly of a layered image tells its log, in the same two
+/// lines: `layers` in the JSON tells the two apart.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssemblySummary {
+    pub image: String,
+    pub layers: usize,
+    /// Entries of the assembled tree.
+    pub entries: u64,
+    /// Compressed bytes copied from the layers, as they are.
+    pub data_bytes: u64,
+    pub image_bytes: u64,
+    pub seconds: f64,
+}
+
+impl AssemblySummary {
+    pub fn render(&self) -> String {
+        format!(
+            "portable-service-builder: {}: assembled from {} layers, {} \
+             entries, {} bytes of compressed data copied, {} bytes of \
+             image, {:.2} s\n{SUMMARY_PREFIX}{}\n",
+            self.image,
+            self.layers,
+            self.entries,
+            self.data_bytes,
+            self.image_bytes,
+            self.seconds,
+            serde_json::to_string(self).expect("a summary serialises"),
+        )
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CpuTime {
     pub own: Duration,

@@ -10,7 +10,7 @@ file or symlink, which is how symlinks that collide with the image's own
 files are caught.
 */
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::PathBuf;
 
@@ -142,6 +142,13 @@ impl Tree {
             | (Some(Node::File { .. }), Node::File { .. }) => Ok(()),
             _ => self.insert(path, node),
         }
+    }
+
+    /// Takes out the store paths of `paths`, which other layers hold.
+    pub fn remove_store_paths(&mut self, paths: &BTreeSet<StorePath>) {
+        self.nodes.retain(
+            |_, node| !matches!(node, Node::StorePath(p) if paths.contains(p)),
+        );
     }
 
     pub fn get(&self, path: &ImagePath) -> Option<&Node> {
