@@ -33,6 +33,9 @@ mod squashfs;
 // Extension images on a base image.
 mod extension;
 
+// Layered images: layers compressed apart, assembled into one image.
+mod layers;
+
 // Real services: the mount points their settings need; long symlinks.
 mod services;
 

@@ -112,11 +112,10 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_ref().map(|e| e as _)
-    }
-}
+/// The cause is part of the message (`Display`), so that a plain
+/// `{err}` says all; it is not given again as `source()`, which `{:#}` of
+/// anyhow would print a second time.
+impl std::error::Error for Error {}
 
 #[cfg(test)]
 mod tests {
