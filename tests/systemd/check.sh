@@ -300,7 +300,7 @@ check_utf8_locale() {
 check_images_listed() {
   local name image
   run portablectl list --no-pager
-  for name in demo long-run ticker greet ephemeral runtime hello; do
+  for name in demo long-run ticker greet ephemeral runtime hello stack; do
     image=$(image_of "$name") || fail "there is no single $IMAGES/${name}_*.raw"
     expect_list_state "$image" detached
   done
@@ -606,6 +606,31 @@ hello() {
   fi
 }
 
+# A layered image: assembled from layers compressed apart, it is one
+# ordinary squashfs to portabled and the kernel.
+stack_attach() {
+  run portablectl attach --now "$1"
+  expect_active stack.service
+}
+
+stack_detach() {
+  run portablectl detach --now "$1"
+  expect_gone stack.service /etc/systemd/system.attached/stack.service
+}
+
+stack() {
+  local image
+  scenario layered stack.service
+  scenario_image stack
+  step "inspect lists exactly stack.service" expect_inspect "$image" stack.service
+  step "attach --now starts stack.service" stack_attach "$image"
+  step "port 8085 answers from the layers' web root" \
+    expect_http_body http://127.0.0.1:8085/ "Hello from a layered image"
+  step "detach --now removes it" stack_detach "$image"
+  step "port 8085 is closed after detach" expect_port_closed 8085
+  cleanup "$image" stack.service
+}
+
 # The real-service set of webapp_1.raw and webapp_2.raw: state, cache,
 # logs, runtime and configuration directories, an environment file, CA
 # certificates and a data directory from the host, a timer job and a
@@ -765,6 +790,7 @@ main() {
   greet
   ephemeral
   hello
+  stack
   webapp
   journalctl --no-pager --boot --output=short-monotonic >"$PS_RESULTS/journal.txt" 2>&1 || true
   echo "finished" >"$PS_RESULTS/status"

@@ -308,8 +308,32 @@ let
       ];
     };
 
+  # A layered image: busybox and the web root in layers of their own,
+  # assembled with the service into one image, which the kernel mounts.
+  stackWww = runCommand "stack-www" { } ''
+    mkdir -p "$out"
+    echo "Hello from a layered image" > "$out/index.html"
+  '';
+
+  stack = portableService {
+    pname = "stack";
+    version = "1.0";
+    description = "Acceptance test: a layered image";
+    layers = [
+      [ busybox ]
+      [ stackWww ]
+    ];
+    units = [
+      (writeText "stack.service" ''
+        [Service]
+        ExecStart=${busybox}/bin/httpd -f -p 8085 -h ${stackWww}
+      '')
+    ];
+  };
+
   images = {
     inherit (host) demo;
+    inherit stack;
     webapp1 = webapp "1";
     webapp2 = webapp "2";
     inherit
