@@ -172,11 +172,11 @@ let
   );
 
   concatLists = builtins.concatLists;
-  # bench/layers: a large base (the large closure) and a small service on
+  # bench/extension: a large base (the large closure) and a small service on
   # top, once as an extension image of the base and once as a single
   # image holding everything. The nonce changes only the service's program,
   # as an update of the service would.
-  layers =
+  extension =
     let
       largeRoot = root "large" largeGroups;
       base = host.portableService {
@@ -210,7 +210,34 @@ let
       extension = host.portableService (app // { inherit base; });
       single = host.portableService (app // { contents = [ largeRoot ]; });
     };
+  # bench/layered: the large closure and a small service on it, as one
+  # image (xz, the default) built once as a whole and once in layers (the
+  # libraries, the man pages, then the service). The nonce changes only
+  # the service's program.
+  layered =
+    let
+      largeRoot = root "large" largeGroups;
+      program = host.writeScript "bench-app" ''
+        #!/bin/sh
+        # run ${nonce}
+        exec cat ${largeRoot}
+      '';
+      app = {
+        pname = "bench-app";
+        version = "1";
+        units = [
+          (writeText "bench-app.service" ''
+            [Service]
+            ExecStart=${program}
+          '')
+        ];
+      };
+    in
+    {
+      whole = host.portableService app;
+      layered = host.portableService (app // { layers = map (g: [ (group g) ]) largeGroups; });
+    };
 in
 {
-  inherit images layers;
+  inherit images extension layered;
 }
