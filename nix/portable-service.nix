@@ -14,6 +14,9 @@
   # passes whichever exists.
   squashfs-tools ? null,
   squashfsTools ? null,
+  # Where the image's services run (a disk image's root partition type is
+  # that architecture's); without it, where the image is built.
+  stdenv ? null,
 }:
 
 let
@@ -106,6 +109,11 @@ in
   squash-compression ? "xz -Xdict-size 100%",
   # `mksquashfs -b`: a power of two from 4K to 1M.
   squash-block-size ? "1M",
+  # "squashfs": the image is the squashfs, as nixpkgs makes it. "ddi": a
+  # Discoverable Disk Image, the squashfs in a GPT partition with its
+  # dm-verity hash tree in another, which `portable-service-builder sign`
+  # can sign.
+  format ? "squashfs",
   # Builds the image in layers, each compressed in a derivation of its
   # own: [ [ pkgs.jdk ] [ pkgs.python3 pkgs.glibcLocales ] ]. A layer holds
   # the closure of its roots less what earlier layers hold; everything else
@@ -250,6 +258,7 @@ let
     )
     (check (rules.compression squash-compression))
     (check (rules.blockSize squash-block-size))
+    (check (rules.format format))
     (isStoreObject squashfsPackage || fail "squashfsTools must be a package providing bin/mksquashfs")
   ];
 
@@ -282,9 +291,12 @@ let
     else
       { };
 
+  system = portable-service-builder.system or builtins.currentSystem;
+
   # What every job of this image's build shares.
   jobAttrs = discardReferences // {
-    system = portable-service-builder.system or builtins.currentSystem;
+    inherit system;
+    hostSystem = if stdenv != null then stdenv.hostPlatform.system else system;
     builder = "${portable-service-builder}/bin/portable-service-builder";
     __structuredAttrs = true;
     attrsVersion = 2;
@@ -318,6 +330,8 @@ let
         object = "${s.object}";
       }) symlinkList;
       mountPoints = mountPointList;
+      # A final layer is squashfs; the assembly makes the image's format.
+      format = if layerList == [ ] then format else "squashfs";
       exportReferencesGraph = {
         closure =
           map (u: u.path) unitEntries
@@ -417,7 +431,7 @@ let
         // {
           name = "${pname}-img-${version}";
           kind = "assemble";
-          inherit fileName;
+          inherit fileName format;
           layers = map (l: "${l}/${layerFile}") (layerDrvs ++ [ imageJob ]);
         }
       );

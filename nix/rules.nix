@@ -177,6 +177,10 @@ rec {
     else
       null;
 
+  format =
+    value:
+    if elem value [ "squashfs" "ddi" ] then null else "format '${toString value}' is not one of squashfs, ddi";
+
   blockSize =
     spec:
     if (isString spec || isInt spec) && elem (parseBlockSize spec) blockSizes then

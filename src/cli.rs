@@ -1,9 +1,10 @@
 /*!
 The command line. Without arguments the builder does what Nix runs it for:
-build the image that `.attrs.json` describes. `inspect` and `verify` read
-an image back.
+the job that `.attrs.json` describes. `inspect` and `verify` read an image
+back; `sign` signs a disk image, outside Nix, where the key is.
 */
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,29 +12,116 @@ use std::process::ExitCode;
 use anyhow::{bail, Result};
 
 use crate::build;
-use crate::image::{inspect, verify};
+use crate::ddi::signature::{Openssl, Signer};
+use crate::image::{inspect, survey, verify};
 
 const USAGE: &str = "\
 usage: portable-service-builder [build]
        portable-service-builder inspect IMAGE [--json]
-       portable-service-builder verify IMAGE [--base BASE] [--report FILE]
+       portable-service-builder verify IMAGE [--base BASE] [--certificate CERT.pem] [--report FILE]
+       portable-service-builder sign IMAGE --key KEY.pem --certificate CERT.pem --output OUT.raw [--passin ARG]
 
-  build    build the image described by .attrs.json ($NIX_ATTRS_JSON_FILE
-           or $NIX_BUILD_TOP/.attrs.json); what Nix runs, and the default
+  build    do the job .attrs.json describes ($NIX_ATTRS_JSON_FILE or
+           $NIX_BUILD_TOP/.attrs.json): what Nix runs, and the default
   inspect  show what IMAGE holds: release data, the units portabled
-           attaches, symlinks, store paths, compression (--json: as JSON)
+           attaches, symlinks, store paths, compression, and a disk image's
+           partitions and root hash (--json: as JSON)
   verify   check IMAGE against its closure description (NAR hashes,
-           references) and portabled's rules; an extension image's base
-           is checked too with --base; --report writes the result to FILE.
-           Exit status 0 when all holds, 1 with one line per finding
+           references) and portabled's rules, and a disk image's hash tree;
+           an extension image's base is checked too with --base; with
+           --certificate, a disk image's signature; --report writes the
+           result to FILE. Exit status 0 when all holds, 1 with one line
+           per finding
+  sign     write OUT.raw: the disk image IMAGE with a signature of its root
+           hash by KEY.pem (with `openssl`; --passin as openssl takes it,
+           for an encrypted key) and CERT.pem, its certificate
 ";
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
     Build,
-    Inspect { image: PathBuf, json: bool },
-    Verify { image: PathBuf, base: Option<PathBuf>, report: Option<PathBuf> },
+    Inspect {
+        image: PathBuf,
+        json: bool,
+    },
+    Verify {
+        image: PathBuf,
+        base: Option<PathBuf>,
+        certificate: Option<PathBuf>,
+        report: Option<PathBuf>,
+    },
+    Sign {
+        image: PathBuf,
+        key: PathBuf,
+        certificate: PathBuf,
+        output: PathBuf,
+        passin: Option<OsString>,
+    },
     Help,
+}
+
+/// A command's arguments: the one IMAGE and its options.
+struct Parsed {
+    image: PathBuf,
+    switches: Vec<&'static str>,
+    values: BTreeMap<&'static str, OsString>,
+}
+
+impl Parsed {
+    fn value(&mut self, name: &str) -> Option<OsString> {
+        self.values.remove(name)
+    }
+
+    fn path(&mut self, name: &str) -> Option<PathBuf> {
+        self.value(name).map(PathBuf::from)
+    }
+
+    fn required(&mut self, name: &str) -> Result<PathBuf> {
+        match self.path(name) {
+            Some(path) => Ok(path),
+            None => bail!("{name} is needed\n{USAGE}"),
+        }
+    }
+}
+
+/// Reads IMAGE and the options of a command that takes the `switches`
+/// (no value) and `options` (one value each).
+fn arguments(
+    args: Vec<OsString>,
+    switches: &[&'static str],
+    options: &[&'static str],
+) -> Result<Parsed> {
+    let mut image = None;
+    let mut parsed = Parsed {
+        image: PathBuf::new(),
+        switches: Vec::new(),
+        values: BTreeMap::new(),
+    };
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let text = arg.to_string_lossy();
+        if let Some(&switch) = switches.iter().find(|s| **s == text) {
+            parsed.switches.push(switch);
+        } else if let Some(&option) = options.iter().find(|o| **o == text) {
+            match args.next() {
+                Some(value) if !value.to_string_lossy().starts_with("--") => {
+                    parsed.values.insert(option, value);
+                }
+                _ => bail!("{option} needs a value\n{USAGE}"),
+            }
+        } else if text.starts_with('-') {
+            bail!("unknown option '{text}'\n{USAGE}");
+        } else if image.is_none() {
+            image = Some(PathBuf::from(arg));
+        } else {
+            bail!("unexpected argument '{text}'\n{USAGE}");
+        }
+    }
+    match image {
+        Some(image) => parsed.image = image,
+        None => bail!("an IMAGE is needed\n{USAGE}"),
+    }
+    Ok(parsed)
 }
 
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
@@ -41,55 +129,84 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
     let Some(command) = args.next() else {
         return Ok(Command::Build);
     };
-    let mut rest: Vec<OsString> = args.collect();
-    let mut flag = |name: &str| -> Result<Option<PathBuf>> {
-        match rest.iter().position(|a| a == name) {
-            Some(i) if i + 1 < rest.len() => {
-                let value = rest.remove(i + 1);
-                rest.remove(i);
-                Ok(Some(PathBuf::from(value)))
-            }
-            Some(_) => bail!("{name} needs a value\n{USAGE}"),
-            None => Ok(None),
-        }
-    };
-    let command = match command.to_str().unwrap_or_default() {
-        "build" => Command::Build,
+    let rest: Vec<OsString> = args.collect();
+    if rest.iter().any(|a| a == "-h" || a == "--help") {
+        return Ok(Command::Help);
+    }
+    let command = match command.to_string_lossy().as_ref() {
+        "build" if rest.is_empty() => Command::Build,
+        "build" => bail!("build takes no arguments\n{USAGE}"),
         "inspect" => {
-            let json = rest.iter().any(|a| a == "--json");
-            rest.retain(|a| a != "--json");
-            Command::Inspect { image: image(&mut rest)?, json }
+            let parsed = arguments(rest, &["--json"], &[])?;
+            Command::Inspect {
+                json: parsed.switches.contains(&"--json"),
+                image: parsed.image,
+            }
         }
         "verify" => {
-            let base = flag("--base")?;
-            let report = flag("--report")?;
-            Command::Verify { image: image(&mut rest)?, base, report }
+            let options = ["--base", "--certificate", "--report"];
+            let mut parsed = arguments(rest, &[], &options)?;
+            Command::Verify {
+                base: parsed.path("--base"),
+                certificate: parsed.path("--certificate"),
+                report: parsed.path("--report"),
+                image: parsed.image,
+            }
+        }
+        "sign" => {
+            let options = ["--key", "--certificate", "--output", "--passin"];
+            let mut parsed = arguments(rest, &[], &options)?;
+            Command::Sign {
+                key: parsed.required("--key")?,
+                certificate: parsed.required("--certificate")?,
+                output: parsed.required("--output")?,
+                passin: parsed.value("--passin"),
+                image: parsed.image,
+            }
         }
         "-h" | "--help" | "help" => Command::Help,
         other => bail!("unknown command '{other}'\n{USAGE}"),
     };
-    if !rest.is_empty() {
-        bail!("unexpected arguments {rest:?}\n{USAGE}");
-    }
     Ok(command)
-}
-
-/// The one IMAGE argument.
-fn image(rest: &mut Vec<OsString>) -> Result<PathBuf> {
-    match rest.iter().position(|a| !a.to_string_lossy().starts_with("--")) {
-        Some(i) => Ok(PathBuf::from(rest.remove(i))),
-        None => bail!("an IMAGE is needed\n{USAGE}"),
-    }
 }
 
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<ExitCode> {
     match parse(args)? {
         Command::Build => build::run()?,
         Command::Inspect { image, json } => inspect::run(&image, json)?,
-        Command::Verify { image, base, report } => {
-            if !verify::run(&image, base.as_deref(), report.as_deref())? {
+        Command::Verify { image, base, certificate, report } => {
+            let holds = verify::run(
+                &image,
+                base.as_deref(),
+                certificate.as_deref(),
+                report.as_deref(),
+            )?;
+            if !holds {
                 return Ok(ExitCode::from(1));
             }
+        }
+        Command::Sign { image, key, certificate, output, passin } => {
+            if survey::is_squashfs(&image)? {
+                bail!(
+                    "{} is a squashfs image: only a disk image (format = \"ddi\") \
+                     carries a signature",
+                    image.display()
+                );
+            }
+            let signer = Signer { key, certificate, passin };
+            let signed = crate::ddi::sign(
+                &image,
+                &Openssl::default(),
+                &signer,
+                &output,
+            )
+            // The error names the file it is about.
+            ?;
+            println!(
+                "{}: signed root hash {}",
+                output.display(),
+                signed.root_hash_hex()
+            );
         }
         Command::Help => print!("{USAGE}"),
     }
@@ -120,16 +237,50 @@ mod tests {
             Command::Verify {
                 image: "a.raw".into(),
                 base: Some("b.raw".into()),
+                certificate: None,
                 report: Some("r".into())
             }
         );
-        for bad in [
-            &["inspect"][..],
-            &["verify", "a", "--base"],
-            &["inspect", "a", "b"],
-            &["x"],
+        assert_eq!(
+            parse_str(&[
+                "sign",
+                "--key",
+                "k.pem",
+                "a.raw",
+                "--certificate",
+                "c.pem",
+                "--output",
+                "o.raw"
+            ])
+            .unwrap(),
+            Command::Sign {
+                image: "a.raw".into(),
+                key: "k.pem".into(),
+                certificate: "c.pem".into(),
+                output: "o.raw".into(),
+                passin: None,
+            }
+        );
+        assert_eq!(parse_str(&["inspect", "-h"]).unwrap(), Command::Help);
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_read() {
+        for (bad, why) in [
+            (&["inspect"][..], "an IMAGE is needed"),
+            (&["verify", "a", "--base"], "--base needs a value"),
+            (
+                &["verify", "a", "--base", "--report", "r"],
+                "--base needs a value",
+            ),
+            (&["inspect", "a", "b"], "unexpected argument 'b'"),
+            (&["inspect", "a", "--jsn"], "unknown option '--jsn'"),
+            (&["sign", "a", "--key", "k"], "--certificate is needed"),
+            (&["build", "x"], "build takes no arguments"),
+            (&["x"], "unknown command 'x'"),
         ] {
-            assert!(parse_str(bad).is_err(), "{bad:?}");
+            let err = parse_str(bad).unwrap_err().to_string();
+            assert!(err.starts_with(why), "{bad:?}: {err}");
         }
     }
 }

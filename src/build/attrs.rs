@@ -53,6 +53,10 @@ pub struct Attrs {
     pub layered: Vec<PathInfo>,
     /// For the final layer: the file it writes (else `<pname>_<version>.raw`).
     pub output_file: Option<String>,
+    /// `squashfs` or `ddi`.
+    pub format: String,
+    /// The Nix system the image's services run on.
+    pub host_system: String,
 }
 
 /// A layer of a layered image.
@@ -80,6 +84,8 @@ pub struct AssembleAttrs {
     /// The layers' files, in order, the final layer last.
     pub layers: Vec<PathBuf>,
     pub file_name: String,
+    pub format: String,
+    pub host_system: String,
     pub outputs: BTreeMap<String, PathBuf>,
 }
 

@@ -35,7 +35,7 @@ impl BaseImage {
     /// Reads the base image at `path`.
     pub fn read(path: &Path) -> Result<BaseImage> {
         let read = || {
-            let (_, facts) = survey::open(path)?;
+            let facts = survey::open(path)?.facts;
             BaseImage::from_facts(&facts)
         };
         read().with_context(|| {

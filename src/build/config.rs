@@ -15,6 +15,7 @@ use anyhow::{bail, Context, Result};
 use crate::build::attrs::{Attrs, BaseArg};
 use crate::build::closure::Closure;
 use crate::build::compression::{self, Compression};
+use crate::build::format::ImageFormat;
 use crate::build::mount_points::MountPointArg;
 use crate::build::symlink::Symlink;
 use crate::nix::store_path::StorePath;
@@ -43,6 +44,7 @@ pub struct Config {
     pub layered: BTreeSet<StorePath>,
     /// The file to write, when it is not the image (a final layer).
     pub output_file: Option<String>,
+    pub format: ImageFormat,
 }
 
 /// One entry of `units`: a unit file or a directory of unit files.
@@ -59,6 +61,7 @@ impl Config {
         let description = text_field("description", attrs.description)?;
         let homepage = text_field("homepage", attrs.homepage)?;
         let compression = Compression::parse(&attrs.squash_compression)?;
+        let format = ImageFormat::parse(&attrs.format, &attrs.host_system)?;
         let block_size =
             compression::parse_block_size(&attrs.squash_block_size)?;
         let closure = Closure::new(attrs.closure)?;
@@ -133,6 +136,7 @@ impl Config {
             base: attrs.base,
             layered: attrs.layered.into_iter().map(|i| i.path).collect(),
             output_file: attrs.output_file,
+            format,
         })
     }
 

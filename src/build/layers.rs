@@ -25,6 +25,7 @@ use crate::build::attrs::{AssembleAttrs, LayerAttrs};
 use crate::build::base::BaseImage;
 use crate::build::closure::Closure;
 use crate::build::compression::{self, Compression};
+use crate::build::format::ImageFormat;
 use crate::build::mksquashfs::Settings;
 use crate::build::summary::AssemblySummary;
 use crate::build::tree::{ImagePath, Node, Tree};
@@ -51,7 +52,8 @@ pub fn layer(attrs: LayerAttrs, started: Instant) -> Result<()> {
     };
     let out =
         attrs.outputs.get("out").context(".attrs.json has no output 'out'")?;
-    super::write(&settings, &tree, &out.join(&attrs.output_file), started)
+    let file = out.join(&attrs.output_file);
+    super::write(&settings, &tree, &file, ImageFormat::Squashfs, started)
 }
 
 /// The tree of a layer holding `paths`: the image's store directory, with
@@ -73,29 +75,25 @@ pub fn layer_tree<'a>(
 
 /// Assembles the image from its layers' files.
 pub fn assemble(attrs: AssembleAttrs, started: Instant) -> Result<()> {
+    let format = ImageFormat::parse(&attrs.format, &attrs.host_system)?;
     let out =
         attrs.outputs.get("out").context(".attrs.json has no output 'out'")?;
     let image = out.join(&attrs.file_name);
-    let created_out = !out.exists();
-    fs::create_dir_all(out)
-        .with_context(|| format!("creating {}", out.display()))?;
     let layers: Vec<&Path> =
         attrs.layers.iter().map(|p| p.as_path()).collect();
-    let stats = match squashfs::assemble(&layers, &image) {
-        Ok(stats) => stats,
-        Err(err) => {
-            if created_out {
-                let _ = fs::remove_dir(out);
-            }
-            return Err(err).context("assembling the image from its layers");
-        }
-    };
+    let stats = super::in_output(&image, format, |squashfs| {
+        squashfs::assemble(&layers, squashfs)
+            .context("assembling the image from its layers")
+    })?;
+    let image_bytes = fs::metadata(&image)
+        .with_context(|| format!("reading {}", image.display()))?
+        .len();
     let summary = AssemblySummary {
         image: attrs.file_name,
         layers: stats.layers,
         entries: stats.entries,
         data_bytes: stats.data_bytes,
-        image_bytes: stats.image_bytes,
+        image_bytes,
         seconds: started.elapsed().as_secs_f64(),
     };
     eprint!("{}", summary.render());

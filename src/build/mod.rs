@@ -23,14 +23,17 @@ use anyhow::{Context, Result};
 use crate::build::attrs::{Attrs, Job};
 use crate::build::base::BaseImage;
 use crate::build::config::Config;
+use crate::build::format::ImageFormat;
 use crate::build::summary::{CpuTime, Summary};
 use crate::build::tree::{Node, Tree};
+use crate::ddi;
 
 pub mod attrs;
 pub mod base;
 pub mod closure;
 pub mod compression;
 pub mod config;
+pub mod format;
 pub mod layers;
 pub mod mksquashfs;
 pub mod mount_points;
@@ -76,30 +79,21 @@ fn image(attrs: Attrs, started: Instant) -> Result<()> {
         block_size: config.block_size,
         processors: processors(),
     };
-    write(&settings, &tree, &config.output_path(), started)
+    write(&settings, &tree, &config.output_path(), config.format, started)
 }
 
-/// Writes `tree` as the squashfs `file`, in its output directory, which a
+/// Writes `tree` as `file` in `format`, in its output directory, which a
 /// failure leaves as it was; then tells the build log what it did.
 pub fn write(
     settings: &mksquashfs::Settings,
     tree: &Tree,
     file: &Path,
+    format: ImageFormat,
     started: Instant,
 ) -> Result<()> {
-    let out = file.parent().expect("an output file is in its output");
-    let created_out = !out.exists();
-    fs::create_dir_all(out)
-        .with_context(|| format!("creating {}", out.display()))?;
-    let stats = match mksquashfs::write_image(settings, tree, file) {
-        Ok(stats) => stats,
-        Err(err) => {
-            if created_out {
-                let _ = fs::remove_dir(out);
-            }
-            return Err(err);
-        }
-    };
+    let stats = in_output(file, format, |squashfs| {
+        mksquashfs::write_image(settings, tree, squashfs)
+    })?;
     let image_bytes = fs::metadata(file)
         .with_context(|| format!("reading {}", file.display()))?
         .len();
@@ -120,6 +114,39 @@ pub fn write(
     };
     eprint!("{}", summary.render());
     Ok(())
+}
+
+/// Makes `file` in `format` from the squashfs that `make` writes at the
+/// path it is given: `file` itself, or for a disk image a file beside it
+/// that becomes its root partition. On failure nothing is left, not even
+/// the output directory when this made it.
+pub fn in_output<T>(
+    file: &Path,
+    format: ImageFormat,
+    make: impl FnOnce(&Path) -> Result<T>,
+) -> Result<T> {
+    let out = file.parent().expect("an output file is in its output");
+    let created_out = !out.exists();
+    fs::create_dir_all(out)
+        .with_context(|| format!("creating {}", out.display()))?;
+    let made = match format {
+        ImageFormat::Squashfs => make(file),
+        ImageFormat::Ddi(architecture) => {
+            let name = file.file_name().unwrap_or_default().to_string_lossy();
+            let squashfs = file.with_file_name(format!(".{name}.squashfs"));
+            let made = make(&squashfs).and_then(|made| {
+                ddi::build(&squashfs, architecture, file)
+                    .context("making the disk image")?;
+                Ok(made)
+            });
+            let _ = fs::remove_file(&squashfs);
+            made
+        }
+    };
+    if made.is_err() && created_out {
+        let _ = fs::remove_dir(out);
+    }
+    made
 }
 
 /// `$NIX_BUILD_CORES`, where 0 means every core, as in Nix.

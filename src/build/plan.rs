@@ -172,6 +172,8 @@ mod tests {
             "homepage": null,
             "squashCompression": "xz",
             "squashBlockSize": "1M",
+            "format": "squashfs",
+            "hostSystem": "x86_64-linux",
             "mksquashfs": "/bin/mksquashfs",
             "closure": [
                 { "path": BASH, "narHash": "", "narSize": 1, "references": [] },

@@ -3,7 +3,8 @@
 read from the image file without root and without mounting it: its
 release data, the units portabled would attach (and those it would
 ignore, with why), its symlinks, its store paths with their sizes, and the
-image's compressor, block size and size.
+image's compressor, block size and size; for a disk image, its
+partitions and dm-verity root hash.
 */
 
 use std::fmt::Write as _;
@@ -21,11 +22,25 @@ pub fn render(facts: &Facts) -> String {
         ImageKind::PortableService => "portable service",
         ImageKind::Extension => "extension image",
     };
+    let format = match facts.format {
+        "ddi" => "disk image of a squashfs",
+        _ => "squashfs",
+    };
     let _ = writeln!(
         out,
-        "{}: {kind}, {} bytes, {} with {}-byte blocks",
+        "{}: {kind}, {} bytes, {format}, {} with {}-byte blocks",
         facts.image, facts.image_size, facts.compressor, facts.block_size
     );
+    if let Some(roothash) = &facts.roothash {
+        let _ = writeln!(out, "\nroot hash: {roothash}\npartitions:");
+        for p in &facts.partitions {
+            let _ = writeln!(
+                out,
+                "  {}  {:<28} {} bytes at {}, type {}, uuid {}",
+                p.number, p.label, p.size, p.offset, p.type_uuid, p.uuid
+            );
+        }
+    }
     let _ = writeln!(out, "\n{}:", facts.release_file.display());
     match &facts.release {
         Ok(fields) => {
@@ -92,7 +107,7 @@ pub fn render(facts: &Facts) -> String {
 }
 
 pub fn run(image: &Path, json: bool) -> Result<()> {
-    let (_, facts) = survey::open(image)?;
+    let facts = survey::open(image)?.facts;
     let mut stdout = std::io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(&mut stdout, &facts)

@@ -18,9 +18,10 @@ surveyed too.
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde::Serialize;
 
+use crate::ddi::Ddi;
 use crate::layout::layout;
 use crate::manifest::{Manifest, ManifestBase};
 use crate::nix::store_path::{StorePath, NIX_STORE_DIR};
@@ -63,6 +64,19 @@ pub struct ImageSymlink {
     pub target: PathBuf,
 }
 
+/// A partition of a disk image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartitionFacts {
+    /// Its number to Linux (1, 2, 3).
+    pub number: u32,
+    pub label: String,
+    pub type_uuid: String,
+    pub uuid: String,
+    pub offset: u64,
+    pub size: u64,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StorePathFacts {
@@ -78,11 +92,20 @@ pub struct StorePathFacts {
 pub struct Facts {
     /// The image's file name.
     pub image: String,
+    /// `squashfs`, or `ddi` for a disk image, whose root partition holds
+    /// the squashfs.
+    pub format: &'static str,
+    /// A disk image's partitions and dm-verity root hash (hex).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<PartitionFacts>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roothash: Option<String>,
     pub kind: ImageKind,
     pub prefix: String,
     /// As `mksquashfs -comp` names it.
     pub compressor: String,
     pub block_size: u32,
+    /// The image file's size (a disk image's, partitions and all).
     pub image_size: u64,
     /// `/etc/os-release`, or an extension's release file.
     pub release_file: PathBuf,
@@ -128,13 +151,63 @@ impl Facts {
     }
 }
 
-/// Opens the image at `path` and surveys it.
-pub fn open(path: &Path) -> Result<(Image, Facts)> {
-    let image = Image::open(path)?;
+/// An image file, opened: its squashfs (for a disk image, the one in its
+/// root partition), the disk image, and the facts.
+pub struct Opened {
+    pub image: Image,
+    pub ddi: Option<Ddi>,
+    pub facts: Facts,
+}
+
+/// Opens the image at `path`, a squashfs or a disk image, and surveys it.
+pub fn open(path: &Path) -> Result<Opened> {
     let file_name =
         path.file_name().unwrap_or_default().to_string_lossy().into_owned();
-    let facts = survey(&image, &file_name)?;
-    Ok((image, facts))
+    let (image, ddi) = if is_squashfs(path)? {
+        (Image::open(path)?, None)
+    } else {
+        let ddi = Ddi::read(path).with_context(|| {
+            format!(
+                "{} is neither a squashfs image nor a disk image",
+                path.display()
+            )
+        })?;
+        let root = &ddi.root;
+        (Image::open_range(path, root.offset(), root.size())?, Some(ddi))
+    };
+    let mut facts = survey(&image, &file_name)?;
+    if let Some(ddi) = &ddi {
+        facts.format = "ddi";
+        facts.roothash = Some(ddi.root_hash_hex());
+        facts.partitions =
+            [Some(&ddi.root), Some(&ddi.verity), ddi.verity_sig.as_ref()]
+                .into_iter()
+                .flatten()
+                .map(|p| PartitionFacts {
+                    number: p.index + 1,
+                    label: p.name.clone(),
+                    type_uuid: p.type_guid.to_string(),
+                    uuid: p.guid.to_string(),
+                    offset: p.offset(),
+                    size: p.size(),
+                })
+                .collect();
+        facts.image_size = std::fs::metadata(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .len();
+    }
+    Ok(Opened { image, ddi, facts })
+}
+
+/// Whether the file at `path` starts as a squashfs image does.
+/// Whether the file at `path` starts as a squashfs image does.
+pub fn is_squashfs(path: &Path) -> Result<bool> {
+    let mut magic = [0u8; 4];
+    let mut file = std::fs::File::open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let read = std::io::Read::read(&mut file, &mut magic)
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok(read == 4 && &magic == b"hsqs")
 }
 
 /// The facts of `image`, whose file is called `file_name`.
@@ -225,6 +298,9 @@ pub fn survey(image: &Image, file_name: &str) -> Result<Facts> {
 
     Ok(Facts {
         image: file_name.to_string(),
+        format: "squashfs",
+        partitions: Vec::new(),
+        roothash: None,
         kind,
         prefix,
         compressor: image.compressor().name().to_string(),
@@ -342,6 +418,9 @@ pub mod fixture {
         }
         Facts {
             image: "demo_1.0.raw".into(),
+            format: "squashfs",
+            partitions: vec![],
+            roothash: None,
             kind: ImageKind::PortableService,
             prefix: "demo".into(),
             compressor: "xz".into(),

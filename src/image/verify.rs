@@ -27,12 +27,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use crate::ddi::signature::Openssl;
+use crate::ddi::Ddi;
 use crate::image::nar;
-use crate::image::survey::{self, EntryType, Facts, ImageKind};
+use crate::image::survey::{self, EntryType, Facts, ImageKind, Opened};
 use crate::layout::layout;
 use crate::nix::nar::hash::parse_sha256;
 use crate::nix::store_path::StorePath;
-use crate::squashfs::Image;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finding {
@@ -60,16 +61,47 @@ impl Findings {
     }
 }
 
-/// An image and its facts, as `verify` reads them.
-pub struct Surveyed<'a> {
-    pub image: &'a Image,
-    pub facts: &'a Facts,
+/// The rules and the contents, for an image and its base (when given);
+/// for a disk image, its hash tree and partition table too, and with
+/// `certificate` its signature.
+pub fn verify(
+    image: &Opened,
+    base: Option<&Opened>,
+    certificate: Option<&Path>,
+) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    if let Some(ddi) = &image.ddi {
+        findings.extend(disk(ddi, &image.facts.image, certificate));
+    } else if certificate.is_some() {
+        findings.push(Finding {
+            path: image.facts.image.clone(),
+            problem: "is a squashfs image, which carries no signature: \
+                      build it with format = \"ddi\" and sign it"
+                .into(),
+        });
+    }
+    findings.extend(rules(&image.facts, base.map(|b| &b.facts)));
+    findings.extend(contents(image, base));
+    findings
 }
 
-/// The rules and the contents, for an image and its base (when given).
-pub fn verify(image: Surveyed, base: Option<Surveyed>) -> Vec<Finding> {
-    let mut findings = rules(image.facts, base.as_ref().map(|b| b.facts));
-    findings.extend(contents(&image, base.as_ref()));
+/// A disk image's hash tree (every block of the squashfs and of the hash
+/// partition), partition table and, with `certificate`, signature.
+fn disk(ddi: &Ddi, name: &str, certificate: Option<&Path>) -> Vec<Finding> {
+    let finding = |problem: String| Finding { path: name.into(), problem };
+    let mut findings: Vec<Finding> = match ddi.verify() {
+        Ok(found) => found.iter().map(|f| finding(f.to_string())).collect(),
+        Err(err) => vec![finding(format!("cannot be verified: {err}"))],
+    };
+    if let Some(certificate) = certificate {
+        match ddi.check_signature(&Openssl::default(), certificate) {
+            Ok(found) => {
+                findings.extend(found.iter().map(|f| finding(f.to_string())))
+            }
+            Err(err) => findings
+                .push(finding(format!("cannot check the signature: {err}"))),
+        }
+    }
     findings
 }
 
@@ -298,14 +330,14 @@ fn release_fields(
 
 /// What only reading the image shows: the store paths' NAR digests, and
 /// the paths the units name.
-pub fn contents(image: &Surveyed, base: Option<&Surveyed>) -> Vec<Finding> {
+pub fn contents(image: &Opened, base: Option<&Opened>) -> Vec<Finding> {
     let mut findings = Findings::default();
     nar_digests(&mut findings, image);
     named_paths(&mut findings, image, base);
     findings.0
 }
 
-fn nar_digests(findings: &mut Findings, image: &Surveyed) {
+fn nar_digests(findings: &mut Findings, image: &Opened) {
     let Ok(manifest) = &image.facts.manifest else {
         return;
     };
@@ -313,7 +345,7 @@ fn nar_digests(findings: &mut Findings, image: &Surveyed) {
         manifest.paths.iter().filter(|i| image.facts.holds(&i.path)).collect();
     let paths: Vec<PathBuf> =
         present.iter().map(|i| image.facts.image_path_of(&i.path)).collect();
-    let digests = nar::nar_digests(image.image, &paths);
+    let digests = nar::nar_digests(&image.image, &paths);
     for (info, digest) in present.iter().zip(digests) {
         match (digest, parse_sha256(&info.nar_hash)) {
             (Err(err), _) => {
@@ -343,8 +375,8 @@ fn nar_digests(findings: &mut Findings, image: &Surveyed) {
 /// for an extension, in its base.
 fn named_paths(
     findings: &mut Findings,
-    image: &Surveyed,
-    base: Option<&Surveyed>,
+    image: &Opened,
+    base: Option<&Opened>,
 ) {
     let left_to_base: BTreeSet<&StorePath> =
         image.facts.base.iter().flat_map(|b| b.paths.iter()).collect();
@@ -400,25 +432,41 @@ fn named_paths(
 pub fn run(
     image: &Path,
     base: Option<&Path>,
+    certificate: Option<&Path>,
     report: Option<&Path>,
 ) -> Result<bool> {
-    let (image, facts) = survey::open(image)?;
+    // A file that is there but cannot be read as an image is a finding,
+    // as damage inside it would be.
+    fs::metadata(image)
+        .with_context(|| format!("reading {}", image.display()))?;
     let base = base.map(survey::open).transpose()?;
-    let findings = verify(
-        Surveyed { image: &image, facts: &facts },
-        base.as_ref().map(|(image, facts)| Surveyed { image, facts }),
-    );
+    let (findings, verified) = match survey::open(image) {
+        Ok(opened) => {
+            let findings = verify(&opened, base.as_ref(), certificate);
+            let facts = &opened.facts;
+            let verified = format!(
+                "{}: verified {} and {}\n",
+                facts.image,
+                plural(facts.store_paths.len(), "store path"),
+                plural(facts.attached_units().count(), "unit"),
+            );
+            (findings, verified)
+        }
+        Err(err) => {
+            let path = image.file_name().unwrap_or_default();
+            let finding = Finding {
+                path: path.to_string_lossy().into_owned(),
+                problem: format!("cannot be read as an image: {err:#}"),
+            };
+            (vec![finding], String::new())
+        }
+    };
     let mut text = String::new();
     for finding in &findings {
         text.push_str(&format!("{finding}\n"));
     }
     if findings.is_empty() {
-        text.push_str(&format!(
-            "{}: verified {} and {}\n",
-            facts.image,
-            plural(facts.store_paths.len(), "store path"),
-            plural(facts.attached_units().count(), "unit"),
-        ));
+        text.push_str(&verified);
     }
     print!("{text}");
     if let Some(report) = report {
