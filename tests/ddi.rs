@@ -82,13 +82,13 @@ fn build_demo(dir: &Path, payload: &[u8]) -> (PathBuf, PathBuf, Ddi) {
     (squashfs, image, ddi)
 }
 
-fn read_range(path: &Path, offset: u64, len: u64) -> Vec<u8> {
+pub(crate) fn read_range(path: &Path, offset: u64, len: u64) -> Vec<u8> {
     let mut buf = vec![0u8; len as usize];
     fs::File::open(path).unwrap().read_exact_at(&mut buf, offset).unwrap();
     buf
 }
 
-fn flip(path: &Path, offset: u64) {
+pub(crate) fn flip(path: &Path, offset: u64) {
     let file =
         fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
     let mut b = [0u8];
@@ -97,7 +97,11 @@ fn flip(path: &Path, offset: u64) {
 }
 
 /// `veritysetup verify DATA HASH ROOT`: true if it accepts.
-fn veritysetup_verify(data: &Path, hash: &Path, root_hash: &str) -> bool {
+pub(crate) fn veritysetup_verify(
+    data: &Path,
+    hash: &Path,
+    root_hash: &str,
+) -> bool {
     let output = run(Command::new("veritysetup")
         .arg("verify")
         .arg(data)
@@ -107,7 +111,11 @@ fn veritysetup_verify(data: &Path, hash: &Path, root_hash: &str) -> bool {
 }
 
 /// The root and verity partitions of `image` as files of their own.
-fn split(image: &Path, ddi: &Ddi, dir: &Path) -> (PathBuf, PathBuf) {
+pub(crate) fn split(
+    image: &Path,
+    ddi: &Ddi,
+    dir: &Path,
+) -> (PathBuf, PathBuf) {
     let (data, hash) = (dir.join("root.part"), dir.join("verity.part"));
     fs::write(&data, read_range(image, ddi.root.offset(), ddi.root.size()))
         .unwrap();
@@ -235,7 +243,7 @@ fn table_is_what_sfdisk_reads() {
 
 /// `systemd-dissect ARGS IMAGE` in a UTF-8 locale: stdout, or stderr
 /// as the error.
-fn dissect(image: &Path, args: &[&str]) -> Result<String, String> {
+pub(crate) fn dissect(image: &Path, args: &[&str]) -> Result<String, String> {
     let output = run(Command::new("systemd-dissect")
         .args(args)
         .arg(image)
@@ -249,7 +257,7 @@ fn dissect(image: &Path, args: &[&str]) -> Result<String, String> {
 
 /// The VERITY column of the partition `designator` in dissect's table
 /// (RW DESIGNATOR UUID LABEL FSTYPE ARCHITECTURE VERITY ...).
-fn verity_column(table: &str, designator: &str) -> String {
+pub(crate) fn verity_column(table: &str, designator: &str) -> String {
     table
         .lines()
         .map(|l| l.split_whitespace().collect::<Vec<_>>())
@@ -419,7 +427,7 @@ fn same_inputs_same_bytes() {
 }
 
 /// A self-signed certificate and its key, made by `openssl req`.
-fn key_pair(dir: &Path, name: &str, algorithm: &[&str]) -> Signer {
+pub(crate) fn key_pair(dir: &Path, name: &str, algorithm: &[&str]) -> Signer {
     let key = dir.join(format!("{name}.key"));
     let certificate = dir.join(format!("{name}.crt"));
     let mut args = vec!["req", "-x509", "-nodes", "-days", "3650"];
@@ -432,11 +440,11 @@ fn key_pair(dir: &Path, name: &str, algorithm: &[&str]) -> Signer {
     Signer { key, certificate, passin: None }
 }
 
-fn rsa(dir: &Path) -> Signer {
+pub(crate) fn rsa(dir: &Path) -> Signer {
     key_pair(dir, "rsa", &["-newkey", "rsa:2048"])
 }
 
-fn ec(dir: &Path) -> Signer {
+pub(crate) fn ec(dir: &Path) -> Signer {
     key_pair(
         dir,
         "ec",
@@ -754,54 +762,4 @@ fn systemd_repart_makes_what_we_read_and_sign() {
     assert!(
         openssl.sign(&signer, &ddi.root_hash_hex()).unwrap() == json.signature
     );
-}
-
-/// Not a test: how long building and verifying a DDI from a 300 MiB
-/// squashfs take next to `cp` and `veritysetup format` of it. Run with
-/// `cargo test --release ddi::timings -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn timings() {
-    use std::time::Instant;
-    let dir = tempfile::tempdir().unwrap();
-    let squashfs = squashfs(dir.path(), &noise(300 << 20, 7));
-    let time = |what: &str, f: &mut dyn FnMut()| {
-        let start = Instant::now();
-        f();
-        println!("{what}: {:.2} s", start.elapsed().as_secs_f64());
-    };
-    for round in 0..3 {
-        let copy = dir.path().join(format!("copy-{round}"));
-        time("cp", &mut || {
-            stdout_of(
-                "cp",
-                &[squashfs.to_str().unwrap(), copy.to_str().unwrap()],
-            );
-        });
-        let hash = dir.path().join(format!("hash-{round}"));
-        fs::write(&hash, b"").unwrap();
-        time("veritysetup format", &mut || {
-            stdout_of(
-                "veritysetup",
-                &[
-                    "format",
-                    squashfs.to_str().unwrap(),
-                    hash.to_str().unwrap(),
-                ],
-            );
-        });
-        let image = dir.path().join(format!("image-{round}.raw"));
-        let mut ddi = None;
-        time("ddi::build", &mut || {
-            ddi = Some(
-                ddi::build(&squashfs, Architecture::X86_64, &image).unwrap(),
-            );
-        });
-        time("Ddi::verify", &mut || {
-            assert_eq!(ddi.as_ref().unwrap().verify().unwrap(), vec![]);
-        });
-        for path in [copy, hash, image] {
-            fs::remove_file(path).unwrap();
-        }
-    }
 }

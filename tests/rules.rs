@@ -14,6 +14,7 @@ use portable_service::build::attrs::Attrs;
 use portable_service::build::base::BaseImage;
 use portable_service::build::compression::{parse_block_size, Compression};
 use portable_service::build::config::{text_field, Config};
+use portable_service::build::format::ImageFormat;
 use portable_service::build::plan;
 use portable_service::build::tree::Node;
 use portable_service::build::units::Unit;
@@ -113,6 +114,8 @@ fn config(
         "homepage": null,
         "squashCompression": "xz",
         "squashBlockSize": "1M",
+        "format": "squashfs",
+        "hostSystem": "x86_64-linux",
         "mksquashfs": "/bin/mksquashfs",
         "closure": closure,
         "outputs": { "out": "/nix/store/6nfb4995bpj54nsc3abjm3z60f0nfwgf-out" },
@@ -163,6 +166,7 @@ fn rust_verdict(row: &Row) -> Option<String> {
         }
         "squash-compression" => err(Compression::parse(&text(value))),
         "squash-block-size" => err(parse_block_size(&text(value))),
+        "format" => err(ImageFormat::parse(&text(value), "x86_64-linux")),
         "symlinks" => err(plan_of(
             &value["symlinks"],
             &json!([]),
@@ -214,6 +218,7 @@ fn the_nix_function_follows_the_table() {
             else if row.argument == "description" || row.argument == "homepage" then rules.text row.argument v
             else if row.argument == "squash-compression" then rules.compression v
             else if row.argument == "squash-block-size" then rules.blockSize v
+            else if row.argument == "format" then rules.format v
             else if row.argument == "symlinks" then
               let links = map withContext v.symlinks; in
               first (map (rules.symlink v.extension) links

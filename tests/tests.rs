@@ -45,3 +45,7 @@ mod verify;
 // Discoverable Disk Images: the GPT, dm-verity and signatures against
 // veritysetup, sfdisk, systemd-dissect, systemd-repart, openssl, certtool.
 mod ddi;
+
+// format = "ddi": images built by nix-build, read by systemd-dissect and
+// veritysetup, signed by `sign` and checked by openssl.
+mod disk_image;
