@@ -5,7 +5,8 @@
 # Every service here runs busybox from the image's own store; the images
 # carry no /usr/bin, which is how check.sh tells the image's root from the
 # container's. Ports: demo 8080, long-run 8081, greet instances 8082/8083,
-# hello (an extension of runtime) 8084.
+# hello (an extension of runtime) 8084, stack 8085, the disk images
+# verified 8086 and sealed 8087, webapp 8090.
 let
   host = import ../../nix/host.nix { };
   inherit (host)
@@ -331,8 +332,27 @@ let
     ];
   };
 
+  # Disk images (format = "ddi"): `verified` as built, unsigned; `sealed`
+  # signed by tests/systemd/run outside Nix, as a release would be.
+  diskImage =
+    pname: port:
+    portableService {
+      inherit pname;
+      version = "1.0";
+      description = "Acceptance test: a disk image";
+      format = "ddi";
+      units = [
+        (writeText "${pname}.service" ''
+          [Service]
+          ExecStart=${busybox}/bin/httpd -f -p ${toString port} -h ${longRunWww}
+        '')
+      ];
+    };
+
   images = {
     inherit (host) demo;
+    verified = diskImage "verified" 8086;
+    sealed = diskImage "sealed" 8087;
     inherit stack;
     webapp1 = webapp "1";
     webapp2 = webapp "2";
