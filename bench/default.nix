@@ -237,7 +237,12 @@ let
       whole = host.portableService app;
       layered = host.portableService (app // { layers = map (g: [ (group g) ]) largeGroups; });
     };
+  # bench/ddi: the large closure's image (xz, the default) in both formats.
+  ddi = {
+    squashfs = withNonce (host.portableService closures.large);
+    ddi = withNonce (host.portableService (closures.large // { format = "ddi"; }));
+  };
 in
 {
-  inherit images extension layered;
+  inherit images extension layered ddi;
 }
