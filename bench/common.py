@@ -42,14 +42,19 @@ def instantiate(attrs, nonce="", extra_args=()):
     return out.split()
 
 
-def summary(log_text):
-    """The builder's summary in a build log, as a dict, or None."""
-    for line in log_text.splitlines():
-        if line.startswith(SUMMARY_PREFIX):
-            import json
+def summaries(log_text):
+    """The builder's summaries in a build log, as dicts, in order (a layered
+    image's build has the final layer's, then the assembly's)."""
+    import json
 
-            return json.loads(line[len(SUMMARY_PREFIX):])
-    return None
+    return [json.loads(line[len(SUMMARY_PREFIX):])
+            for line in log_text.splitlines() if line.startswith(SUMMARY_PREFIX)]
+
+
+def summary(log_text):
+    """The builder's last summary in a build log, as a dict, or None."""
+    found = summaries(log_text)
+    return found[-1] if found else None
 
 
 def median(values):
