@@ -81,7 +81,7 @@ pub fn assemble(attrs: AssembleAttrs, started: Instant) -> Result<()> {
     let image = out.join(&attrs.file_name);
     let layers: Vec<&Path> =
         attrs.layers.iter().map(|p| p.as_path()).collect();
-    let stats = super::in_output(&image, format, |squashfs| {
+    let (stats, disk_image) = super::in_output(&image, format, |squashfs| {
         squashfs::assemble(&layers, squashfs)
             .context("assembling the image from its layers")
     })?;
@@ -95,6 +95,7 @@ pub fn assemble(attrs: AssembleAttrs, started: Instant) -> Result<()> {
         data_bytes: stats.data_bytes,
         image_bytes,
         seconds: started.elapsed().as_secs_f64(),
+        disk_image_seconds: disk_image.map(|d| d.as_secs_f64()),
     };
     eprint!("{}", summary.render());
     Ok(())
