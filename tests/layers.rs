@@ -200,8 +200,8 @@ fn layered_build_is_reproducible() {
     rebuild_and_compare(&expr, &["--max-jobs", "2"]);
 }
 
-/// The assembly run by hand on a truncated layer: a clear message, exit
-/// status 2, no output.
+/// The assembly run by hand on a truncated layer, in either format: a
+/// clear message, exit status 2, no output.
 #[test]
 fn a_truncated_layer_is_refused() {
     let out = build(&image("[ [ p1 ] ]", r#"description = "truncated";"#));
@@ -212,24 +212,31 @@ fn a_truncated_layer_is_refused() {
     let truncated = dir.path().join("layer.squashfs");
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
     let final_layer = find_final_layer(&out);
-    let image_out = dir.path().join("out");
-    let attrs = serde_json::json!({
-        "attrsVersion": 2,
-        "kind": "assemble",
-        "layers": [truncated, final_layer],
-        "fileName": "layered_1.0.raw",
-        "outputs": { "out": image_out },
-    });
-    let output = run_builder(&attrs, dir.path(), "022", "2");
-    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
-    assert_contains(
-        &stderr(&output),
-        &[
-            "portable-service-builder: error: assembling the image from its layers: ",
-            &truncated.display().to_string(),
-        ],
-    );
-    assert!(!image_out.exists(), "a failed assembly left its output");
+    for format in ["squashfs", "ddi"] {
+        let image_out = dir.path().join(format!("out-{format}"));
+        let attrs = serde_json::json!({
+            "attrsVersion": 2,
+            "kind": "assemble",
+            "layers": [truncated, final_layer],
+            "fileName": "layered_1.0.raw",
+            "format": format,
+            "hostSystem": "x86_64-linux",
+            "outputs": { "out": image_out },
+        });
+        let output = run_builder(&attrs, dir.path(), "022", "2");
+        assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+        assert_contains(
+            &stderr(&output),
+            &[
+                "portable-service-builder: error: assembling the image from its layers: ",
+                &truncated.display().to_string(),
+            ],
+        );
+        assert!(
+            !image_out.exists(),
+            "a failed {format} assembly left its output"
+        );
+    }
 }
 
 /// The layer files an image was assembled from, as its derivation names
