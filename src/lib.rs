@@ -8,6 +8,8 @@ The crate, by layer (each imports only from the layers above it):
   - `nix`: Nix's own (store paths, base-32, NAR, what Nix records of a
     store path);
   - `squashfs`: squashfs 4.0, read and written;
+  - `ddi`: Discoverable Disk Images (GPT, dm-verity, the root hash's
+    signature), built, read, verified and signed;
 - `systemd`: what systemd and portabled accept (unit names and the prefix
   rule, image names, os-release);
 - `layout`: every path the image layout fixes, from `nix/layout.json`,
@@ -15,14 +17,15 @@ The crate, by layer (each imports only from the layers above it):
   of what it holds;
 - `build`, the write side, a pipeline: `attrs` (what Nix wrote) →
   `config` (validated) → `base` (an extension's base) → `units` →
-  `plan` (a `tree`, a plain value) → `mksquashfs` (fed a tar `stream`) →
-  `summary`;
+  `plan` (a `tree`, a plain value) → `output` (`mksquashfs` fed a tar
+  `stream`, then a disk image for `format = "ddi"`) → `summary`; `layers`
+  builds layered images from the same steps and assembles them;
 - `image`, the read side: `survey` (an image's facts) → `inspect` shows
   them, `verify` checks them and the NAR digests `nar` computes;
 - `cli`: the command line, and `main.rs` its exit-code policy.
 
-Nothing in `nix`, `squashfs`, `systemd`, `layout` or `manifest` knows of
-images being built or read; `image` never imports `build`.
+Nothing in `nix`, `squashfs`, `ddi`, `systemd`, `layout` or `manifest`
+knows of images being built or read; `image` never imports `build`.
 */
 
 pub mod build;

@@ -18,6 +18,7 @@ use crate::build::compression::{self, Compression};
 use crate::build::format::ImageFormat;
 use crate::build::mount_points::MountPointArg;
 use crate::build::symlink::Symlink;
+use crate::build::units::UnitSource;
 use crate::nix::store_path::StorePath;
 use crate::systemd::image_name;
 
@@ -45,14 +46,6 @@ pub struct Config {
     /// The file to write, when it is not the image (a final layer).
     pub output_file: Option<String>,
     pub format: ImageFormat,
-}
-
-/// One entry of `units`: a unit file or a directory of unit files.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UnitSource {
-    pub name: String,
-    pub path: StorePath,
-    pub explicit_name: bool,
 }
 
 impl Config {

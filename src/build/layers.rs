@@ -26,7 +26,8 @@ use crate::build::base::BaseImage;
 use crate::build::closure::Closure;
 use crate::build::compression::{self, Compression};
 use crate::build::format::ImageFormat;
-use crate::build::mksquashfs::Settings;
+use crate::build::mksquashfs::{self, Settings};
+use crate::build::output;
 use crate::build::summary::AssemblySummary;
 use crate::build::tree::{ImagePath, Node, Tree};
 use crate::layout::layout;
@@ -48,12 +49,12 @@ pub fn layer(attrs: LayerAttrs, started: Instant) -> Result<()> {
         mksquashfs: &attrs.mksquashfs,
         compression: &compression,
         block_size,
-        processors: super::processors(),
+        processors: mksquashfs::processors(),
     };
     let out =
         attrs.outputs.get("out").context(".attrs.json has no output 'out'")?;
     let file = out.join(&attrs.output_file);
-    super::write(&settings, &tree, &file, ImageFormat::Squashfs, started)
+    output::write(&settings, &tree, &file, ImageFormat::Squashfs, started)
 }
 
 /// The tree of a layer holding `paths`: the image's store directory, with
@@ -81,7 +82,7 @@ pub fn assemble(attrs: AssembleAttrs, started: Instant) -> Result<()> {
     let image = out.join(&attrs.file_name);
     let layers: Vec<&Path> =
         attrs.layers.iter().map(|p| p.as_path()).collect();
-    let (stats, disk_image) = super::in_output(&image, format, |squashfs| {
+    let (stats, disk_image) = output::in_output(&image, format, |squashfs| {
         squashfs::assemble(&layers, squashfs)
             .context("assembling the image from its layers")
     })?;

@@ -128,3 +128,12 @@ fn partial_path(image: &Path) -> PathBuf {
     let name = image.file_name().unwrap_or_default().to_string_lossy();
     image.with_file_name(format!(".{name}.partial"))
 }
+
+/// `$NIX_BUILD_CORES`, where 0 means every core, as in Nix.
+pub fn processors() -> usize {
+    let all = || std::thread::available_parallelism().map_or(1, |n| n.get());
+    match std::env::var("NIX_BUILD_CORES").ok().and_then(|n| n.parse().ok()) {
+        Some(0) | None => all(),
+        Some(n) => n,
+    }
+}

@@ -9,24 +9,24 @@ per step.
 3. `base` reads an extension's base image, through `crate::image`;
 4. `units` finds the unit files in the store;
 5. `plan` lays the image out as a `tree`, a plain value;
-6. `mksquashfs` runs mksquashfs on the `stream` of that tree, a tar
-   archive that `tar` writes and that reads the store as it goes;
+6. `output` writes the image file in its `format`: `mksquashfs` runs
+   mksquashfs on the `stream` of that tree, a tar archive that `tar`
+   writes and that reads the store as it goes, and for a disk image
+   `crate::ddi` puts the squashfs in a partition beside its hash tree;
 7. `summary` tells the build log what was done.
+
+A layered image (`layers`) is built by three kinds of job: each layer and
+the final layer go through the same steps, and the assembly joins their
+squashfs files into the image.
 */
 
-use std::fs;
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::build::attrs::{Attrs, Job};
 use crate::build::base::BaseImage;
 use crate::build::config::Config;
-use crate::build::format::ImageFormat;
-use crate::build::summary::{CpuTime, Summary};
-use crate::build::tree::{Node, Tree};
-use crate::ddi;
 
 pub mod attrs;
 pub mod base;
@@ -37,6 +37,7 @@ pub mod format;
 pub mod layers;
 pub mod mksquashfs;
 pub mod mount_points;
+pub mod output;
 pub mod plan;
 pub mod stream;
 pub mod summary;
@@ -77,86 +78,13 @@ fn image(attrs: Attrs, started: Instant) -> Result<()> {
         mksquashfs: &config.mksquashfs,
         compression: &config.compression,
         block_size: config.block_size,
-        processors: processors(),
+        processors: mksquashfs::processors(),
     };
-    write(&settings, &tree, &config.output_path(), config.format, started)
-}
-
-/// Writes `tree` as `file` in `format`, in its output directory, which a
-/// failure leaves as it was; then tells the build log what it did.
-pub fn write(
-    settings: &mksquashfs::Settings,
-    tree: &Tree,
-    file: &Path,
-    format: ImageFormat,
-    started: Instant,
-) -> Result<()> {
-    let (stats, disk_image) = in_output(file, format, |squashfs| {
-        mksquashfs::write_image(settings, tree, squashfs)
-    })?;
-    let image_bytes = fs::metadata(file)
-        .with_context(|| format!("reading {}", file.display()))?
-        .len();
-    let store_paths = tree
-        .iter()
-        .filter(|(_, node)| matches!(node, Node::StorePath(_)))
-        .count();
-    let cpu = CpuTime::now();
-    let summary = Summary {
-        image: file.file_name().unwrap_or_default().to_string_lossy().into(),
-        store_paths,
-        files: stats.files,
-        bytes_in: stats.bytes,
-        image_bytes,
-        seconds: started.elapsed().as_secs_f64(),
-        cpu_builder: cpu.own.as_secs_f64(),
-        cpu_mksquashfs: cpu.children.as_secs_f64(),
-        disk_image_seconds: disk_image.map(|d| d.as_secs_f64()),
-    };
-    eprint!("{}", summary.render());
-    Ok(())
-}
-
-/// Makes `file` in `format` from the squashfs that `make` writes at the
-/// path it is given: `file` itself, or for a disk image a file beside it
-/// that becomes its root partition, in which case it also returns how long
-/// making the disk image took. On failure nothing is left, not even the
-/// output directory when this made it.
-pub fn in_output<T>(
-    file: &Path,
-    format: ImageFormat,
-    make: impl FnOnce(&Path) -> Result<T>,
-) -> Result<(T, Option<Duration>)> {
-    let out = file.parent().expect("an output file is in its output");
-    let created_out = !out.exists();
-    fs::create_dir_all(out)
-        .with_context(|| format!("creating {}", out.display()))?;
-    let made = match format {
-        ImageFormat::Squashfs => make(file).map(|made| (made, None)),
-        ImageFormat::Ddi(architecture) => {
-            let name = file.file_name().unwrap_or_default().to_string_lossy();
-            let squashfs = file.with_file_name(format!(".{name}.squashfs"));
-            let made = make(&squashfs).and_then(|made| {
-                let started = Instant::now();
-                ddi::build(&squashfs, architecture, file)
-                    .context("making the disk image")?;
-                Ok((made, Some(started.elapsed())))
-            });
-            let _ = fs::remove_file(&squashfs);
-            made
-        }
-    };
-    if made.is_err() && created_out {
-        let _ = fs::remove_dir(out);
-    }
-    made
-}
-
-/// `$NIX_BUILD_CORES`, where 0 means every core, as in Nix.
-fn processors() -> usize {
-    let all = || std::thread::available_parallelism().map_or(1, |n| n.get());
-    match std::env::var("NIX_BUILD_CORES").ok().and_then(|n| n.parse().ok()) {
-        Some(0) | None => all(),
-        Some(n) => n,
-    }
+    output::write(
+        &settings,
+        &tree,
+        &config.output_path(),
+        config.format,
+        started,
+    )
 }

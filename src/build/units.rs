@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::build::config::UnitSource;
+use crate::nix::store_path::StorePath;
 use crate::systemd::unit_file::{self, UnitFile};
 use crate::systemd::unit_name;
 
@@ -30,6 +30,14 @@ pub struct Unit {
     pub mount_points: Vec<unit_file::MountPoint>,
     /// What works differently on systemd before 257.
     pub warnings: Vec<unit_file::Warning>,
+}
+
+/// One entry of `units`: a unit file or a directory of unit files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnitSource {
+    pub name: String,
+    pub path: StorePath,
+    pub explicit_name: bool,
 }
 
 pub fn resolve(sources: &[UnitSource], prefix: &str) -> Result<Vec<Unit>> {
