@@ -191,7 +191,7 @@ fn inspect_shows_what_the_image_holds() {
     assert_contains(
         &text,
         &[
-            &format!("demo_1.0.raw: portable service, {size} bytes, zstd with 262144-byte blocks"),
+            &format!("demo_1.0.raw: portable service, {size} bytes, squashfs, zstd with 262144-byte blocks"),
             "  PORTABLE_PREFIXES=demo\n",
             "units portabled attaches with the prefix 'demo':\n  demo.service  (/etc/systemd/system/demo.service)\n",
             "  /nix -> usr/nix\n",
