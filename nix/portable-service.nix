@@ -148,7 +148,7 @@ let
   # directory derivations, whose unit names only the builder can see.
   unitEntries = map (
     u:
-    if isDerivation u || isPath u || (isString u && hasContext u) then
+    if isStoreObject u then
       let
         name = if isDerivation u then u.name else storeName u;
       in
@@ -221,27 +221,19 @@ let
       fail "each of mountPoints must be a path or { path; type; }, not ${builtins.toJSON m}"
   ) (if isList mountPoints then mountPoints else fail "mountPoints must be a list");
 
+  # What the image always has, which symlinks and mount points meet.
+  scaffold = layout.scaffold {
+    extension = isExtension;
+    imageFileName = fileName;
+  };
+
   mountPointChecks =
     map (m: check (rules.mountPoint isExtension m)) mountPointList
-    ++ [
-      (check (
-        rules.mountPointCollisions (layout.scaffold {
-          extension = isExtension;
-          imageFileName = fileName;
-        }) symlinkList mountPointList
-      ))
-    ];
+    ++ [ (check (rules.mountPointCollisions scaffold symlinkList mountPointList)) ];
 
   symlinkChecks =
     map (s: check (rules.symlink isExtension s)) symlinkList
-    ++ [
-      (check (
-        rules.symlinkCollisions (layout.scaffold {
-          extension = isExtension;
-          imageFileName = fileName;
-        }) symlinkList
-      ))
-    ];
+    ++ [ (check (rules.symlinkCollisions scaffold symlinkList)) ];
 
   blockSize = rules.parseBlockSize squash-block-size;
   compression = rules.words (toString squash-compression);
@@ -337,9 +329,9 @@ let
           map (u: u.path) unitEntries
           ++ map (c: storePathOf "contents" c) contents
           ++ map (s: storePathOf "symlink '${s.symlink}' object" s.object) symlinkList
-          ++ layerRoots (builtins.length layerList);
+          ++ allLayerRoots;
       }
-      // (if layerList == [ ] then { } else { layered = layerRoots (builtins.length layerList); });
+      // (if layerList == [ ] then { } else { layered = allLayerRoots; });
     }
     // (if layerList == [ ] then { } else { outputFile = layerFile; })
   );
@@ -370,12 +362,15 @@ let
     else
       builtins.genList (i: checkLayer i (builtins.elemAt layers i)) (builtins.length layers);
 
-  # The roots of the first `n` layers, as store paths.
-  layerRoots =
-    n:
-    builtins.concatLists (
-      builtins.genList (i: map (storePathOf "a root of layer ${toString (i + 1)}") (builtins.elemAt layerList i)) n
-    );
+  # Each layer's roots, as store paths.
+  layerPaths = builtins.genList (
+    i: map (storePathOf "a root of layer ${toString (i + 1)}") (builtins.elemAt layerList i)
+  ) (builtins.length layerList);
+
+  # The roots of the first `n` layers.
+  layerRoots = n: builtins.concatLists (builtins.genList (builtins.elemAt layerPaths) n);
+
+  allLayerRoots = layerRoots (builtins.length layerList);
 
   # No root may be given twice: each names the layer that gives it first.
   layerChecks =
@@ -383,11 +378,11 @@ let
       roots = builtins.concatLists (
         builtins.genList (
           i:
-          map (root: {
-            path = unsafeDiscardStringContext (storePathOf "a root of layer ${toString (i + 1)}" root);
+          map (path: {
+            path = unsafeDiscardStringContext path;
             layer = i + 1;
-          }) (builtins.elemAt layerList i)
-        ) (builtins.length layerList)
+          }) (builtins.elemAt layerPaths i)
+        ) (builtins.length layerPaths)
       );
       indexed = builtins.genList (k: (builtins.elemAt roots k) // { inherit k; }) (builtins.length roots);
       first = builtins.listToAttrs (

@@ -95,6 +95,65 @@ let
     in
     if m == null then null else number * factor;
 
+  formats = [
+    "squashfs"
+    "ddi"
+  ];
+
+  # Null for a normalised absolute path, else why it is not one, in the
+  # builder's words (ImagePath::parse).
+  notNormalised =
+    path:
+    let
+      components = filter isString (split "/" path);
+    in
+    if path == "/" || any (c: c == "" || c == "." || c == "..") (builtins.tail components) then
+      "'${path}' is not a normalised path: no empty, '.' or '..' components, no trailing '/'"
+    else
+      null;
+
+  # What the image always has at `path` (layout.scaffold), or null.
+  scaffoldKind =
+    scaffold: path:
+    if elem path scaffold.files then
+      "a file"
+    else if elem path scaffold.dirs then
+      "a directory"
+    else if elem path scaffold.symlinks then
+      "a symlink to '${layout.storeLink.target}'"
+    else
+      null;
+
+  # The first entry of `list` at each path (its `key`): its index and what
+  # it is (`kindOf`), as the builder describes it.
+  firstAt =
+    list: key: kindOf:
+    listToAttrs (
+      genList (i: {
+        name = (elemAt list i).${key};
+        value = {
+          inherit i;
+          kind = kindOf (elemAt list i);
+        };
+      }) (length list)
+    );
+
+  # The index of the first entry of `list` below each path, which made it
+  # a directory.
+  firstBelow =
+    list: key:
+    listToAttrs (
+      builtins.concatMap (
+        i:
+        map (a: {
+          name = a;
+          value = i;
+        }) (layout.ancestors (elemAt list i).${key})
+      ) (genList (i: i) (length list))
+    );
+
+  symlinkKind = s: "a symlink to '${s.object}'";
+
 in
 rec {
   inherit
@@ -179,7 +238,7 @@ rec {
 
   format =
     value:
-    if elem value [ "squashfs" "ddi" ] then null else "format '${toString value}' is not one of squashfs, ddi";
+    if elem value formats then null else "format '${toString value}' is not one of ${concatStringsSep ", " formats}";
 
   blockSize =
     spec:
@@ -196,7 +255,6 @@ rec {
     extension: s:
     let
       link = s.symlink or null;
-      components = filter isString (split "/" link);
       reserved = filter (r: isAtOrUnder r.path link) layout.reserved;
       object = s.object or null;
       objectString = if isString object || isPath object || isAttrs object then "${object}" else null;
@@ -207,8 +265,8 @@ rec {
       "symlink must be a string, not a ${typeOf link}"
     else if !startsWith "/" link then
       "symlink '${link}' is relative: it must be an absolute path such as '/${link}'"
-    else if link == "/" || any (c: c == "" || c == "." || c == "..") (builtins.tail components) then
-      "symlink '${link}': '${link}' is not a normalised path: no empty, '.' or '..' components, no trailing '/'"
+    else if notNormalised link != null then
+      "symlink '${link}': ${notNormalised link}"
     else if reserved != [ ] then
       "symlink '${link}' lands in ${(head reserved).path}, ${(head reserved).why}"
     else if objectString == null || match "${storeDir}/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+._?=-]+(/.*)?" (unsafeDiscardStringContext objectString) == null then
@@ -230,48 +288,19 @@ rec {
     scaffold: symlinks:
     let
       indices = genList (i: i) (length symlinks);
-      # A path's first symlink: its index and what it is, as the builder
-      # describes it.
-      firstLink = listToAttrs (
-        map (i: {
-          name = (elemAt symlinks i).symlink;
-          value = {
-            inherit i;
-            kind = "a symlink to '${(elemAt symlinks i).object}'";
-          };
-        }) indices
-      );
-      # The first symlink below each path, which made it a directory.
-      firstBelow = listToAttrs (
-        builtins.concatMap (
-          i:
-          map (a: {
-            name = a;
-            value = i;
-          }) (layout.ancestors (elemAt symlinks i).symlink)
-        ) indices
-      );
-      scaffoldKind =
-        path:
-        if elem path scaffold.files then
-          "a file"
-        else if elem path scaffold.dirs then
-          "a directory"
-        else if elem path scaffold.symlinks then
-          "a symlink to '${layout.storeLink.target}'"
-        else
-          null;
+      links = firstAt symlinks "symlink" symlinkKind;
+      below = firstBelow symlinks "symlink";
       # What `path` is when symlink i is added, or null.
       kindBefore =
         i: path:
         let
-          link = firstLink.${path} or null;
+          link = links.${path} or null;
         in
-        if scaffoldKind path != null then
-          scaffoldKind path
+        if scaffoldKind scaffold path != null then
+          scaffoldKind scaffold path
         else if link != null && link.i < i then
           link.kind
-        else if (firstBelow.${path} or i) < i then
+        else if (below.${path} or i) < i then
           "a directory"
         else
           null;
@@ -299,13 +328,12 @@ rec {
     let
       path = m.path;
       entry = "mountPoints entry '${path}'";
-      components = filter isString (split "/" path);
       reserved = filter (r: isAtOrUnder r.path path) layout.reserved;
     in
     if !startsWith "/" path then
       "${entry} is relative: it must be an absolute path"
-    else if path == "/" || any (c: c == "" || c == "." || c == "..") (builtins.tail components) then
-      "${entry}: '${path}' is not a normalised path: no empty, '.' or '..' components, no trailing '/'"
+    else if notNormalised path != null then
+      "${entry}: ${notNormalised path}"
     else if reserved != [ ] then
       "${entry} lands in ${(head reserved).path}, ${(head reserved).why}"
     else if !elem m.type [ "directory" "file" ] then
@@ -321,29 +349,7 @@ rec {
   mountPointCollisions =
     scaffold: symlinks: mountPoints:
     let
-      firstAt =
-        list: key: kindOf:
-        listToAttrs (
-          genList (i: {
-            name = (elemAt list i).${key};
-            value = {
-              inherit i;
-              kind = kindOf (elemAt list i);
-            };
-          }) (length list)
-        );
-      firstBelow =
-        list: key:
-        listToAttrs (
-          builtins.concatMap (
-            i:
-            map (a: {
-              name = a;
-              value = i;
-            }) (layout.ancestors (elemAt list i).${key})
-          ) (genList (i: i) (length list))
-        );
-      links = firstAt symlinks "symlink" (s: "a symlink to '${s.object}'");
+      links = firstAt symlinks "symlink" symlinkKind;
       belowLinks = firstBelow symlinks "symlink";
       points = firstAt mountPoints "path" (m: if m.type == "file" then "a file" else "a directory");
       belowPoints = firstBelow mountPoints "path";
@@ -353,12 +359,8 @@ rec {
         let
           point = points.${path} or null;
         in
-        if elem path scaffold.files then
-          "a file"
-        else if elem path scaffold.dirs then
-          "a directory"
-        else if elem path scaffold.symlinks then
-          "a symlink to '${layout.storeLink.target}'"
+        if scaffoldKind scaffold path != null then
+          scaffoldKind scaffold path
         else if links ? ${path} then
           links.${path}.kind
         else if belowLinks ? ${path} then
