@@ -172,13 +172,31 @@ let
   );
 
   concatLists = builtins.concatLists;
-  # bench/extension: a large base (the large closure) and a small service on
-  # top, once as an extension image of the base and once as a single
-  # image holding everything. The nonce changes only the service's program,
-  # as an update of the service would.
+  # bench/extension and bench/layered: a small service on the large
+  # closure. The nonce changes only the service's program, as an update of
+  # the service would.
+  largeRoot = root "large" largeGroups;
+  program = host.writeScript "bench-app" ''
+    #!/bin/sh
+    # run ${nonce}
+    exec cat ${largeRoot}
+  '';
+  app = {
+    pname = "bench-app";
+    version = "1";
+    units = [
+      (writeText "bench-app.service" ''
+        [Service]
+        ExecStart=${program}
+      '')
+    ];
+  };
+
+  # bench/extension: the service as an extension image of a large base
+  # (the large closure), and as a single image holding everything, as one
+  # would build it without extensions.
   extension =
     let
-      largeRoot = root "large" largeGroups;
       base = host.portableService {
         pname = "bench-base";
         version = "1";
@@ -189,54 +207,21 @@ let
           '')
         ];
       };
-      program = host.writeScript "bench-app" ''
-        #!/bin/sh
-        # run ${nonce}
-        exec cat ${largeRoot}
-      '';
-      app = {
-        pname = "bench-app";
-        version = "1";
-        units = [
-          (writeText "bench-app.service" ''
-            [Service]
-            ExecStart=${program}
-          '')
-        ];
-      };
     in
     {
       inherit base;
       extension = host.portableService (app // { inherit base; });
       single = host.portableService (app // { contents = [ largeRoot ]; });
     };
-  # bench/layered: the large closure and a small service on it, as one
-  # image (xz, the default) built once as a whole and once in layers (the
-  # libraries, the man pages, then the service). The nonce changes only
-  # the service's program.
-  layered =
-    let
-      largeRoot = root "large" largeGroups;
-      program = host.writeScript "bench-app" ''
-        #!/bin/sh
-        # run ${nonce}
-        exec cat ${largeRoot}
-      '';
-      app = {
-        pname = "bench-app";
-        version = "1";
-        units = [
-          (writeText "bench-app.service" ''
-            [Service]
-            ExecStart=${program}
-          '')
-        ];
-      };
-    in
-    {
-      whole = host.portableService app;
-      layered = host.portableService (app // { layers = map (g: [ (group g) ]) largeGroups; });
-    };
+
+  # bench/layered: the service on the large closure as one image (xz, the
+  # default), built once as a whole and once in layers (the libraries, the
+  # man pages, then the service).
+  layered = {
+    whole = host.portableService app;
+    layered = host.portableService (app // { layers = map (g: [ (group g) ]) largeGroups; });
+  };
+
   # bench/ddi: the large closure's image (xz, the default) in both formats.
   ddi = {
     squashfs = withNonce (host.portableService closures.large);
