@@ -1,4 +1,4 @@
-"""What bench/run and bench/layers share: running commands and Nix builds,
+"""What the benchmark scripts share: running commands and Nix builds,
 logging, formatting figures, and writing a result table into BENCHMARKS.md
 between a script's markers."""
 
@@ -40,6 +40,37 @@ def instantiate(attrs, nonce="", extra_args=()):
         args += ["-A", attr]
     out = sh("nix-instantiate", os.path.join(ROOT, "bench"), *args, stderr=subprocess.DEVNULL)
     return out.split()
+
+
+def timed_build(drv, *options):
+    """Builds `drv` with scripts/nix-build: (wall seconds, output path,
+    build log); exits with the log's end if the build fails."""
+    start = time.monotonic()
+    proc = subprocess.run([NIX_BUILD, "--no-out-link", *options, drv],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wall = time.monotonic() - start
+    if proc.returncode != 0:
+        sys.exit(f"building {drv} failed:\n{proc.stderr[-3000:]}")
+    return wall, proc.stdout.strip(), proc.stderr
+
+
+def build_inputs(drv):
+    """Builds what `drv` needs (a benchmark's closure, reused when already
+    built), so that timing `drv` times only its own build."""
+    inputs = [d for d in sh("nix-store", "-q", "--references", drv).split() if d.endswith(".drv")]
+    sh(NIX_BUILD, "--no-out-link", *inputs, stdout=subprocess.DEVNULL)
+
+
+def image_in(out):
+    """The image file in the output `out`."""
+    return os.path.join(out, next(n for n in os.listdir(out) if n.endswith(".raw")))
+
+
+def delete(paths):
+    """Deletes store paths, so that the next build makes them again."""
+    for path in paths:
+        subprocess.run(["nix-store", "--delete", path],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def summaries(log_text):
