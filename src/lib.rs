@@ -4,6 +4,7 @@ Not a stable library API: every module is public for the tests.
 
 The crate, by layer (each imports only from the layers above it):
 
+- `atomic_write`: files that are complete or absent, for every writer;
 - Formats, each with its specification in its module doc:
   - `nix`: Nix's own (store paths, base-32, NAR, what Nix records of a
     store path);
@@ -28,6 +29,7 @@ Nothing in `nix`, `squashfs`, `ddi`, `systemd`, `layout` or `manifest`
 knows of images being built or read; `image` never imports `build`.
 */
 
+pub mod atomic_write;
 pub mod build;
 pub mod cli;
 pub mod ddi;

@@ -10,13 +10,13 @@ bytes. The image is written under a temporary name and renamed when
 mksquashfs succeeds; on failure nothing is left.
 */
 
-use std::fs;
 use std::io::BufWriter;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
+use crate::atomic_write::write_atomically;
 use crate::build::compression::Compression;
 use crate::build::stream::{self, Stats};
 use crate::build::tree::Tree;
@@ -62,17 +62,17 @@ pub fn write_image(
     tree: &Tree,
     image: &Path,
 ) -> Result<Stats> {
-    let partial = partial_path(image);
-    let result = run(settings, tree, &partial).and_then(|stats| {
-        fs::rename(&partial, image).with_context(|| {
-            format!("renaming {} to {}", partial.display(), image.display())
-        })?;
-        Ok(stats)
-    });
-    if result.is_err() {
-        let _ = fs::remove_file(&partial);
-    }
-    result
+    write_atomically(
+        image,
+        |partial| run(settings, tree, partial),
+        |partial, err| {
+            anyhow::Error::new(err).context(format!(
+                "renaming {} to {}",
+                partial.display(),
+                image.display()
+            ))
+        },
+    )
 }
 
 fn run(settings: &Settings, tree: &Tree, partial: &Path) -> Result<Stats> {
@@ -122,11 +122,6 @@ fn widen_pipe(pipe: &std::process::ChildStdin) {
     unsafe {
         libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20);
     }
-}
-
-fn partial_path(image: &Path) -> PathBuf {
-    let name = image.file_name().unwrap_or_default().to_string_lossy();
-    image.with_file_name(format!(".{name}.partial"))
 }
 
 /// `$NIX_BUILD_CORES`, where 0 means every core, as in Nix.

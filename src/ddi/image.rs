@@ -2,7 +2,7 @@
 //! the derivations are described in the parent module.
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -16,6 +16,7 @@ use super::signature::{self, Openssl, Signer, Verdict};
 use super::verity::{self, RootHash, Superblock};
 use super::{derive_guid, Error, ErrorKind};
 use super::{DISK_GUID, VERITY_SIG_GUID, VERITY_SUPERBLOCK_UUID};
+use crate::atomic_write;
 
 /// The signature partition's size: systemd-repart's `VERITY_SIG_SIZE`,
 /// 16 KiB (systemd-stable v252.31 `src/partition/repart.c:82`).
@@ -256,31 +257,26 @@ fn write_table(out: &File, gpt: &Gpt) -> Result<(), ErrorKind> {
         .map_err(|e| io_err("writing the partition table", e))
 }
 
-/// Runs `write` on a new file next to `output`, and renames it to
-/// `output` if `write` succeeds; removes it if not.
+/// Runs `write` on a new file that becomes `output` if it succeeds and
+/// is removed if not (`crate::atomic_write`).
 fn write_atomically<T>(
     output: &Path,
     write: impl FnOnce(&File) -> Result<T, Error>,
 ) -> Result<T, Error> {
-    let name = output.file_name().unwrap_or_default().to_string_lossy();
-    let partial = output.with_file_name(format!(".{name}.partial"));
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&partial)
-        .map_err(|e| Error::new(&partial, io_err("creating", e)))?;
-    let result = write(&file).and_then(|value| {
-        fs::rename(&partial, output).map_err(|e| {
-            Error::new(output, io_err("renaming into place", e))
-        })?;
-        Ok(value)
-    });
-    if result.is_err() {
-        let _ = fs::remove_file(&partial);
-    }
-    result
+    atomic_write::write_atomically(
+        output,
+        |partial| {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(partial)
+                .map_err(|e| Error::new(partial, io_err("creating", e)))?;
+            write(&file)
+        },
+        |_, e| Error::new(output, io_err("renaming into place", e)),
+    )
 }
 
 /// The salt for the squashfs image at `offset` in `file`, whose space

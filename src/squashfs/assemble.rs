@@ -25,7 +25,7 @@ blocks one by one instead of a layer's run at once.
 */
 
 use std::collections::HashMap;
-use std::fs::{self, OpenOptions};
+use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 
 use super::error::{Error, ErrorKind, Result};
@@ -36,6 +36,7 @@ use super::table::Fragment;
 use super::writer::{
     FileData, Node, NodeKind, Settings, Tree, Writer, DATA_FLAGS, ROOT,
 };
+use crate::atomic_write::write_atomically;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -51,23 +52,14 @@ pub struct Stats {
 /// Writes the image made of `layers` at `output`, through a temporary file
 /// next to it that is renamed at the end; on error nothing is left.
 pub fn assemble(layers: &[&Path], output: &Path) -> Result<Stats> {
-    let partial = partial_path(output);
-    let result = build(layers, &partial).and_then(|stats| {
-        fs::rename(&partial, output).map_err(|e| {
+    write_atomically(
+        output,
+        |partial| build(layers, partial),
+        |partial, e| {
             Error::io(format!("renaming {} to it", partial.display()), e)
                 .in_file(output)
-        })?;
-        Ok(stats)
-    });
-    if result.is_err() {
-        let _ = fs::remove_file(&partial);
-    }
-    result
-}
-
-fn partial_path(output: &Path) -> PathBuf {
-    let name = output.file_name().unwrap_or_default().to_string_lossy();
-    output.with_file_name(format!(".{name}.partial"))
+        },
+    )
 }
 
 fn build(layers: &[&Path], partial: &Path) -> Result<Stats> {
