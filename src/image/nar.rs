@@ -70,7 +70,7 @@ fn write_entry(
         EntryKind::File { size } => {
             // Nix looks only at the owner's execute bit.
             let executable = entry.mode() & 0o100 != 0;
-            let contents = image.open_file(&entry.path)?;
+            let contents = image.open_entry(entry)?;
             node.file(executable, size, contents).map_err(write_error)
         }
         EntryKind::Symlink { target } => {

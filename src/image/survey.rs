@@ -114,7 +114,8 @@ pub struct Facts {
     pub release: Result<BTreeMap<String, String>, String>,
     pub units: Vec<UnitFile>,
     pub symlinks: Vec<ImageSymlink>,
-    /// Where the image keeps its store, and the store paths found there.
+    /// Where the image keeps its store, and the store paths found there,
+    /// in name order.
     pub store_dir: PathBuf,
     pub store_paths: Vec<StorePathFacts>,
     /// For an extension: its base, and the store paths left to it.
@@ -147,7 +148,7 @@ impl Facts {
     }
 
     pub fn holds(&self, path: &StorePath) -> bool {
-        self.store_paths.iter().any(|p| &p.path == path)
+        self.store_paths.binary_search_by(|p| p.path.cmp(path)).is_ok()
     }
 }
 
@@ -279,7 +280,8 @@ pub fn survey(image: &Image, file_name: &str) -> Result<Facts> {
             };
             let verdict = unit_verdict(&name, &prefix, &kind, size);
             let names = match verdict {
-                Ok(()) => read(image, &entry.path.to_string_lossy())
+                Ok(()) => image
+                    .read_entry(&entry)
                     .map(|text| {
                         store_paths_named(&String::from_utf8_lossy(&text))
                     })
@@ -296,6 +298,7 @@ pub fn survey(image: &Image, file_name: &str) -> Result<Facts> {
         }
     }
 
+    store_paths.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(Facts {
         image: file_name.to_string(),
         format: "squashfs",
@@ -329,7 +332,7 @@ fn read(image: &Image, path: &str) -> Result<Vec<u8>, String> {
         }
         Err(e) => Err(unreadable(e)),
         Ok(entry) if matches!(entry.kind(), EntryKind::File { .. }) => {
-            image.read_file(Path::new(path)).map_err(unreadable)
+            image.read_entry(&entry).map_err(unreadable)
         }
         Ok(_) => Err(format!("{path} is not a file")),
     }

@@ -416,22 +416,34 @@ impl Image {
 
     /// A reader of the contents of the file at `path`.
     pub fn open_file(&self, path: &Path) -> Result<FileReader> {
-        let entry = self.entry(path)?;
-        match entry.inode.data {
-            InodeData::File(file) => Ok(self.file_reader(file)),
+        self.open_entry(&self.entry(path)?)
+    }
+
+    /// A reader of `entry`, a file found already (without looking its path
+    /// up again).
+    pub fn open_entry(&self, entry: &Entry) -> Result<FileReader> {
+        match &entry.inode.data {
+            InodeData::File(file) => Ok(self.file_reader(file.clone())),
             _ => Err(self.err(Error::new(
                 ErrorKind::WrongKind,
-                format!("{} is not a file", path.display()),
+                format!("{} is not a file", entry.path.display()),
             ))),
         }
     }
 
     /// The contents of the file at `path`.
     pub fn read_file(&self, path: &Path) -> Result<Vec<u8>> {
-        let mut reader = self.open_file(path)?;
+        self.read_entry(&self.entry(path)?)
+    }
+
+    /// The contents of `entry`, a file found already.
+    pub fn read_entry(&self, entry: &Entry) -> Result<Vec<u8>> {
+        let mut reader = self.open_entry(entry)?;
         let mut bytes =
             Vec::with_capacity(reader.file.size.min(64 << 20) as usize);
-        reader.read_to_end(&mut bytes).map_err(|e| into_error(e, path))?;
+        reader
+            .read_to_end(&mut bytes)
+            .map_err(|e| into_error(e, &entry.path))?;
         Ok(bytes)
     }
 
