@@ -12,7 +12,7 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use portable_service::ddi::Ddi;
 
@@ -32,34 +32,8 @@ fn copy(image: &Path, dir: &Path, name: &str) -> PathBuf {
     to
 }
 
-fn builder(args: &[&str]) -> Output {
-    run(Command::new(BUILDER).args(args))
-}
-
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-/// `inspect --json` of `image`.
-fn inspect_json(image: &Path) -> serde_json::Value {
-    let output = builder(&["inspect", "--json", path(image)]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    serde_json::from_slice(&output.stdout).unwrap()
-}
-
-/// `verify ARGS...`, which must find something (exit status 1): its
-/// findings.
-#[track_caller]
-fn findings(args: &[&str]) -> String {
-    let output = builder(&[&["verify"][..], args].concat());
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "verify {args:?}: {stdout}{}",
-        stderr(&output)
-    );
-    stdout
 }
 
 /// The files in `dir`, by name.

@@ -4,7 +4,6 @@
 //! path. Symlinks with long targets read back everywhere.
 
 use std::path::Path;
-use std::process::Command;
 
 use crate::util::*;
 
@@ -253,11 +252,7 @@ fn long_symlink_targets_read_back() {
     let out = build(&base);
     let image = out.join("runtime_1.0.raw");
     let listing = Unsquashfs::new(&image).entries();
-    let inspect =
-        run(Command::new(BUILDER).args(["inspect", "--json"]).arg(&image));
-    assert!(inspect.status.success(), "{}", stderr(&inspect));
-    let facts: serde_json::Value =
-        serde_json::from_slice(&inspect.stdout).unwrap();
+    let facts = inspect_json(&image);
     for len in lengths {
         let link = format!("opt/link{len}");
         let target = listing[&link].target.clone().unwrap();

@@ -212,6 +212,35 @@ impl Unsquashfs {
     }
 }
 
+/// `portable-service-builder ARGS...`.
+pub fn builder(args: &[&str]) -> Output {
+    run(Command::new(BUILDER).args(args))
+}
+
+/// `inspect --json` of `image`, which must succeed.
+#[track_caller]
+pub fn inspect_json(image: &Path) -> serde_json::Value {
+    let output =
+        run(Command::new(BUILDER).args(["inspect", "--json"]).arg(image));
+    assert!(output.status.success(), "{}", stderr(&output));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// `verify ARGS...`, which must find something (exit status 1): its
+/// findings.
+#[track_caller]
+pub fn findings(args: &[&str]) -> String {
+    let output = builder(&[&["verify"][..], args].concat());
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "verify {args:?}: {stdout}{}",
+        stderr(&output)
+    );
+    stdout
+}
+
 /// `portable-service-builder verify IMAGE [--base BASE]`.
 pub fn verify(image: &Path, base: Option<&Path>) -> Output {
     let mut cmd = Command::new(BUILDER);

@@ -3,13 +3,9 @@
 //! one with unsquashfs, changing it, and packing it again with mksquashfs.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use crate::util::*;
-
-fn builder(args: &[&str]) -> Output {
-    run(Command::new(BUILDER).args(args))
-}
 
 fn demo() -> PathBuf {
     build(&demo_image("")).join("demo_1.0.raw")
@@ -46,9 +42,7 @@ fn store_path(root: &Path, name: &str) -> PathBuf {
 
 #[track_caller]
 fn verify_finds(image: &Path, needles: &[&str]) -> String {
-    let output = verify(image, None);
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert_eq!(output.status.code(), Some(1), "{stdout}{}", stderr(&output));
+    let stdout = findings(&[image.to_str().unwrap()]);
     assert_contains(&stdout, needles);
     stdout
 }
@@ -201,9 +195,7 @@ fn inspect_shows_what_the_image_holds() {
         ],
     );
 
-    let output = builder(&["inspect", "--json", image.to_str().unwrap()]);
-    let json: serde_json::Value =
-        serde_json::from_slice(&output.stdout).unwrap();
+    let json = inspect_json(&image);
     assert_eq!(json["kind"], "portable-service");
     assert_eq!(json["prefix"], "demo");
     assert_eq!(json["compressor"], "zstd");
