@@ -74,7 +74,7 @@ pub const FIRST_USABLE_LBA: u64 = 2048;
 pub const ENTRIES: u32 = 128;
 pub const ENTRY_SIZE: u32 = 128;
 /// Sectors taken by the entry array: 128 * 128 bytes.
-const ENTRY_SECTORS: u64 = ENTRIES as u64 * ENTRY_SIZE as u64 / SECTOR;
+pub const ENTRY_SECTORS: u64 = ENTRIES as u64 * ENTRY_SIZE as u64 / SECTOR;
 /// Sectors after the last usable one: the backup array and header.
 pub const BACKUP_SECTORS: u64 = ENTRY_SECTORS + 1;
 

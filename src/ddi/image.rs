@@ -17,6 +17,7 @@ use super::verity::{self, RootHash, Superblock};
 use super::{derive_guid, Error, ErrorKind};
 use super::{DISK_GUID, VERITY_SIG_GUID, VERITY_SUPERBLOCK_UUID};
 use crate::atomic_write;
+use crate::squashfs::superblock;
 
 /// The signature partition's size: systemd-repart's `VERITY_SIG_SIZE`,
 /// 16 KiB (systemd-stable v252.31 `src/partition/repart.c:82`).
@@ -31,7 +32,6 @@ const GRAIN: u64 = 4096;
 /// How much data is read, hashed and written at a time: large enough
 /// that the parallel hashing of one chunk dwarfs starting it.
 const CHUNK: usize = 8 << 20;
-const SQUASHFS_SUPERBLOCK: usize = 96;
 
 /// An image's structure, as [`Ddi::read`] finds it or [`build`] and
 /// [`sign`] made it.
@@ -75,7 +75,8 @@ pub enum Finding {
         found: String,
         expected: String,
     },
-    /// Bytes outside the partitions and the GPT that are not zero.
+    /// Bytes that are not zero where the image holds nothing: outside the
+    /// partitions and the GPT, or after the data in the root partition.
     NotZero {
         offset: u64,
         len: u64,
@@ -115,8 +116,8 @@ impl fmt::Display for Finding {
             ),
             Finding::NotZero { offset, len } => write!(
                 f,
-                "{len} bytes at image offset {offset}, outside the \
-                 partitions, should be zero"
+                "{len} bytes at image offset {offset}, where the image \
+                 holds no data, should be zero"
             ),
             Finding::Salt(problem) => write!(f, "the verity salt: {problem}"),
             Finding::SuperblockUuid { found, expected } => write!(
@@ -288,23 +289,16 @@ fn squashfs_salt(
     size: u64,
 ) -> Result<[u8; 32], ErrorKind> {
     let not = |problem: String| ErrorKind::NotSquashfs(problem);
-    if size < SQUASHFS_SUPERBLOCK as u64 {
+    if size < superblock::SIZE as u64 {
         return Err(not(format!("{size} bytes is too small")));
     }
-    let mut sb = [0u8; SQUASHFS_SUPERBLOCK];
+    let mut sb = [0u8; superblock::SIZE];
     file.read_exact_at(&mut sb, offset)
         .map_err(|e| io_err("reading the squashfs superblock", e))?;
-    if &sb[0..4] != b"hsqs" {
-        return Err(not("no \"hsqs\" magic".into()));
-    }
-    let major = u16::from_le_bytes([sb[28], sb[29]]);
-    if major != 4 {
-        return Err(not(format!("squashfs version {major}, not 4")));
-    }
-    let u64_at =
-        |i: usize| u64::from_le_bytes(sb[i..i + 8].try_into().unwrap());
-    let bytes_used = u64_at(40);
-    let inode_table = u64_at(64);
+    let parsed =
+        superblock::Superblock::parse(&sb).map_err(|e| not(e.to_string()))?;
+    let (bytes_used, inode_table) =
+        (parsed.bytes_used, parsed.inode_table_start);
     if inode_table > bytes_used || bytes_used > size {
         return Err(not(format!(
             "its tables (bytes {inode_table}..{bytes_used}) are not within \
@@ -464,7 +458,8 @@ impl Ddi {
     /// the superblock's UUID, zero bytes between partitions, and the
     /// signature partition's JSON. Returns what differs; an empty list
     /// means the image is exactly as built (and signed). The squashfs
-    /// inside is not read beyond its tables.
+    /// inside is hashed block by block but not interpreted beyond its
+    /// superblock and tables (for the salt).
     pub fn verify(&self) -> Result<Vec<Finding>, Error> {
         let file = self.open()?;
         self.verify_file(&file).map_err(|kind| Error::new(&self.path, kind))
@@ -477,8 +472,9 @@ impl Ddi {
 
     fn verify_file(&self, file: &File) -> Result<Vec<Finding>, ErrorKind> {
         let sb = &self.superblock;
-        let hash_size = sb.geometry().hash_device_size();
-        let mut hash_device = vec![0u8; hash_size as usize];
+        // The whole partition: the verifier checks that what follows the
+        // tree is zero.
+        let mut hash_device = vec![0u8; self.verity.size() as usize];
         file.read_exact_at(&mut hash_device, self.verity.offset())
             .map_err(|e| io_err("reading the verity partition", e))?;
         let mut verifier =
@@ -559,17 +555,13 @@ impl Ddi {
     }
 
     /// Non-zero bytes where [`build`] and [`sign`] leave zeros: between
-    /// the primary table and the first partition, after the data and the
-    /// tree in their partitions, and between the last partition and the
-    /// backup table. (The signature's padding is checked with its JSON.)
+    /// the primary table and the first partition, after the data in the
+    /// root partition, and between the last partition and the backup
+    /// table. (The verifier checks the verity partition's after the tree,
+    /// and the signature's padding is checked with its JSON.)
     fn zero_findings(&self, file: &File) -> Result<Vec<Finding>, ErrorKind> {
-        let primary_end = (2 + u64::from(gpt::ENTRIES)
-            * u64::from(gpt::ENTRY_SIZE)
-            / SECTOR)
-            * SECTOR;
+        let primary_end = (2 + gpt::ENTRY_SECTORS) * SECTOR;
         let data_end = self.root.offset() + self.superblock.data_size();
-        let tree_end = self.verity.offset()
-            + self.superblock.geometry().hash_device_size();
         let last_end = self
             .gpt
             .partitions
@@ -581,32 +573,25 @@ impl Ddi {
         let ranges = [
             (primary_end, self.root.offset()),
             (data_end, self.root.offset() + self.root.size()),
-            (tree_end, self.verity.offset() + self.verity.size()),
             (last_end, backup),
         ];
         let mut findings = Vec::new();
         let mut buf = vec![0u8; CHUNK];
+        let zeros = vec![0u8; CHUNK];
         for (start, end) in ranges {
             let mut at = start;
             while at < end {
                 let n = (end - at).min(CHUNK as u64) as usize;
                 file.read_exact_at(&mut buf[..n], at)
                     .map_err(|e| io_err("reading the image", e))?;
-                let mut i = 0;
-                while i < n {
-                    if buf[i] == 0 {
-                        i += 1;
-                        continue;
-                    }
-                    let first = i;
-                    while i < n && buf[i] != 0 {
-                        i += 1;
-                    }
-                    findings.push(Finding::NotZero {
-                        offset: at + first as u64,
-                        len: (i - first) as u64,
-                    });
-                }
+                findings.extend(
+                    verity::differing_runs(&buf[..n], &zeros[..n])
+                        .into_iter()
+                        .map(|(first, len)| Finding::NotZero {
+                            offset: at + first as u64,
+                            len: len as u64,
+                        }),
+                );
                 at += n as u64;
             }
         }

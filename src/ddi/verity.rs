@@ -508,6 +508,18 @@ fn zero_findings(
     base: u64,
     findings: &mut Vec<Finding>,
 ) {
+    findings.extend(differing_runs(actual, expected).into_iter().map(
+        |(start, len)| Finding::NotZero {
+            offset: base + start as u64,
+            len: len as u64,
+        },
+    ));
+}
+
+/// The runs of bytes in which `actual` differs from `expected` (of the same
+/// length), as (start, length).
+pub fn differing_runs(actual: &[u8], expected: &[u8]) -> Vec<(usize, usize)> {
+    let mut runs = Vec::new();
     let mut i = 0;
     while i < actual.len() {
         if actual[i] == expected[i] {
@@ -518,11 +530,9 @@ fn zero_findings(
         while i < actual.len() && actual[i] != expected[i] {
             i += 1;
         }
-        findings.push(Finding::NotZero {
-            offset: base + start as u64,
-            len: (i - start) as u64,
-        });
+        runs.push((start, i - start));
     }
+    runs
 }
 
 #[cfg(test)]

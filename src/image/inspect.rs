@@ -57,7 +57,7 @@ pub fn render(facts: &Facts) -> String {
         "\nunits portabled attaches with the prefix '{}':",
         facts.prefix
     );
-    for unit in facts.units.iter().filter(|u| u.ignored_because.is_none()) {
+    for unit in facts.attached_units() {
         let _ = writeln!(out, "  {}  ({})", unit.name, unit.path.display());
     }
     let ignored: Vec<_> =

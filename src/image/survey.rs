@@ -25,7 +25,7 @@ use crate::ddi::Ddi;
 use crate::layout::layout;
 use crate::manifest::{Manifest, ManifestBase};
 use crate::nix::store_path::{StorePath, NIX_STORE_DIR};
-use crate::squashfs::{self, EntryKind, ErrorKind, Image};
+use crate::squashfs::{self, superblock, EntryKind, ErrorKind, Image};
 use crate::systemd::{image_name, os_release, unit_name};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -193,9 +193,8 @@ pub fn open(path: &Path) -> Result<Opened> {
                     size: p.size(),
                 })
                 .collect();
-        facts.image_size = std::fs::metadata(path)
-            .with_context(|| format!("reading {}", path.display()))?
-            .len();
+        // The table covers the whole file (Gpt::read checks it).
+        facts.image_size = ddi.gpt.sectors * crate::ddi::gpt::SECTOR;
     }
     Ok(Opened { image, ddi, facts })
 }
@@ -208,7 +207,7 @@ pub fn is_squashfs(path: &Path) -> Result<bool> {
         .with_context(|| format!("opening {}", path.display()))?;
     let read = std::io::Read::read(&mut file, &mut magic)
         .with_context(|| format!("reading {}", path.display()))?;
-    Ok(read == 4 && &magic == b"hsqs")
+    Ok(read == 4 && u32::from_le_bytes(magic) == superblock::MAGIC)
 }
 
 /// The facts of `image`, whose file is called `file_name`.
