@@ -100,6 +100,12 @@ impl Layout {
         self.reserved.iter().find(|r| is_at_or_under(path, &r.path))
     }
 
+    /// Whether an extension image may hold `path`: whether it lies at or
+    /// under one of the roots systemd overlays on the base.
+    pub fn in_extension_roots(&self, path: &str) -> bool {
+        self.extension_roots.iter().any(|root| is_at_or_under(path, root))
+    }
+
     /// The mount points with their modes.
     pub fn mount_points(&self) -> impl Iterator<Item = (&str, u32)> {
         self.mount_points.iter().map(|(path, mode)| {

@@ -186,6 +186,38 @@ fn mount_point_in_the_store_is_refused() {
     );
 }
 
+/// Settings that only need their path to exist may name one in the
+/// closure: nothing is made for them, and a store path the closure lacks
+/// (a path written without its string context) is refused.
+#[test]
+fn paths_in_the_closure_need_nothing() {
+    let body = "WorkingDirectory=${busybox}/bin\nReadOnlyPaths=${busybox}/bin";
+    let plain = build(&image_with(&service("app.service", ""), ""));
+    let out = build(&image_with(&service("app.service", body), ""));
+    let entries = |out: &Path| {
+        Unsquashfs::new(out.join("app_1.0.raw"))
+            .entries()
+            .into_keys()
+            .filter(|p| !p.contains("-app.service"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(entries(&out), entries(&plain));
+
+    let missing = "/nix/store/00000000000000000000000000000000-missing";
+    let log = build_fails(&image_with(
+        &service("app.service", &format!("WorkingDirectory={missing}/share")),
+        "",
+    ));
+    assert_contains(
+        &log,
+        &[&format!(
+            "portable-service-builder: error: unit 'app.service', line 3: \
+             WorkingDirectory={missing}/share names {missing}/share, but the \
+             image's closure does not hold {missing}"
+        )],
+    );
+}
+
 /// An extension cannot add /var/lib/NAME to its base: the base must have
 /// it, which it gets from its own units or its mountPoints.
 #[test]

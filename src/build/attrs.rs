@@ -130,6 +130,11 @@ pub struct SymlinkAttr {
     pub symlink: String,
 }
 
+/// The path of the output `out` in a job's `outputs`.
+pub fn out(outputs: &BTreeMap<String, PathBuf>) -> Result<&PathBuf> {
+    outputs.get("out").context(".attrs.json has no output 'out'")
+}
+
 /// Where Nix put `.attrs.json`: `$NIX_ATTRS_JSON_FILE` when that file
 /// exists (Nix 2.8 sets the variable to a path outside its sandbox), else
 /// `$NIX_BUILD_TOP/.attrs.json`.

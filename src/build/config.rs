@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
-use crate::build::attrs::{Attrs, BaseArg};
+use crate::build::attrs::{self, Attrs, BaseArg};
 use crate::build::closure::Closure;
 use crate::build::compression::{self, Compression};
 use crate::build::format::ImageFormat;
@@ -110,9 +110,7 @@ impl Config {
             })
             .collect::<Result<_>>()?;
 
-        let Some(out) = attrs.outputs.get("out").cloned() else {
-            bail!(".attrs.json has no output 'out'");
-        };
+        let out = attrs::out(&attrs.outputs)?.clone();
         Ok(Config {
             pname: attrs.pname,
             file_name,

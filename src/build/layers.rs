@@ -21,12 +21,12 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use crate::build::attrs::{AssembleAttrs, LayerAttrs};
+use crate::build::attrs::{self, AssembleAttrs, LayerAttrs};
 use crate::build::base::BaseImage;
 use crate::build::closure::Closure;
 use crate::build::compression::{self, Compression};
 use crate::build::format::ImageFormat;
-use crate::build::mksquashfs::{self, Settings};
+use crate::build::mksquashfs::Settings;
 use crate::build::output;
 use crate::build::summary::AssemblySummary;
 use crate::build::tree::{ImagePath, Node, Tree};
@@ -45,15 +45,8 @@ pub fn layer(attrs: LayerAttrs, started: Instant) -> Result<()> {
         held.extend(BaseImage::read(&base.image)?.paths);
     }
     let tree = layer_tree(closure.paths().filter(|p| !held.contains(p)))?;
-    let settings = Settings {
-        mksquashfs: &attrs.mksquashfs,
-        compression: &compression,
-        block_size,
-        processors: mksquashfs::processors(),
-    };
-    let out =
-        attrs.outputs.get("out").context(".attrs.json has no output 'out'")?;
-    let file = out.join(&attrs.output_file);
+    let settings = Settings::new(&attrs.mksquashfs, &compression, block_size);
+    let file = attrs::out(&attrs.outputs)?.join(&attrs.output_file);
     output::write(&settings, &tree, &file, ImageFormat::Squashfs, started)
 }
 
@@ -77,9 +70,7 @@ pub fn layer_tree<'a>(
 /// Assembles the image from its layers' files.
 pub fn assemble(attrs: AssembleAttrs, started: Instant) -> Result<()> {
     let format = ImageFormat::parse(&attrs.format, &attrs.host_system)?;
-    let out =
-        attrs.outputs.get("out").context(".attrs.json has no output 'out'")?;
-    let image = out.join(&attrs.file_name);
+    let image = attrs::out(&attrs.outputs)?.join(&attrs.file_name);
     let layers: Vec<&Path> =
         attrs.layers.iter().map(|p| p.as_path()).collect();
     let (stats, disk_image) = output::in_output(&image, format, |squashfs| {

@@ -28,7 +28,21 @@ pub struct Settings<'a> {
     pub processors: usize,
 }
 
-impl Settings<'_> {
+impl<'a> Settings<'a> {
+    /// The settings of a build job, on the cores Nix gives it.
+    pub fn new(
+        mksquashfs: &'a Path,
+        compression: &'a Compression,
+        block_size: u32,
+    ) -> Settings<'a> {
+        Settings {
+            mksquashfs,
+            compression,
+            block_size,
+            processors: processors(),
+        }
+    }
+
     fn args(&self, image: &Path) -> Vec<std::ffi::OsString> {
         let mut args: Vec<std::ffi::OsString> =
             vec!["-".into(), image.into(), "-tar".into()];
@@ -125,7 +139,7 @@ fn widen_pipe(pipe: &std::process::ChildStdin) {
 }
 
 /// `$NIX_BUILD_CORES`, where 0 means every core, as in Nix.
-pub fn processors() -> usize {
+fn processors() -> usize {
     let all = || std::thread::available_parallelism().map_or(1, |n| n.get());
     match std::env::var("NIX_BUILD_CORES").ok().and_then(|n| n.parse().ok()) {
         Some(0) | None => all(),

@@ -74,12 +74,11 @@ fn image(attrs: Attrs, started: Instant) -> Result<()> {
     let mut tree = plan::plan(&config, &units, base.as_ref())?;
     symlink::check_no_units_through(&tree)?;
     tree.remove_store_paths(&config.layered);
-    let settings = mksquashfs::Settings {
-        mksquashfs: &config.mksquashfs,
-        compression: &config.compression,
-        block_size: config.block_size,
-        processors: mksquashfs::processors(),
-    };
+    let settings = mksquashfs::Settings::new(
+        &config.mksquashfs,
+        &config.compression,
+        config.block_size,
+    );
     output::write(
         &settings,
         &tree,

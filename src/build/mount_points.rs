@@ -14,16 +14,21 @@ image has at that path already will do if it is of the same kind. A mount
 point may not lie in the store, in a reserved path, or under a symlink
 (systemd would mount on what the symlink points to, in the store), and
 an extension image can add only what lies under `/usr` and `/opt` to its
-base: for anything else, the base must have it.
+base: for anything else, the base must have it. A setting that only needs
+its path to exist (`WorkingDirectory=`, `ReadOnlyPaths=`, ...) may name a
+path in the store: the closure must hold its store path, and nothing is
+made for it.
 */
 
 use anyhow::{bail, Result};
 
 use crate::build::base::BaseImage;
+use crate::build::closure::Closure;
 use crate::build::tree::{Content, ImagePath, Node, Tree};
 use crate::build::units::Unit;
 use crate::image::survey::EntryType;
-use crate::layout::{is_at_or_under, layout};
+use crate::layout::layout;
+use crate::nix::store_path::StorePath;
 use crate::systemd::unit_file::Kind;
 
 /// An entry of the `mountPoints` argument.
@@ -56,12 +61,11 @@ impl MountPointArg {
                 "{entry} has type '{kind}': use \"directory\" or \"file\""
             ),
         };
-        let roots = &layout().extension_roots;
-        if extension && !roots.iter().any(|r| is_at_or_under(path, r)) {
+        if extension && !layout().in_extension_roots(path) {
             bail!(
                 "{entry} is outside {}: an extension image can add only \
                  those to its base; give the base the mount point",
-                roots.join(" and ")
+                layout().extension_roots.join(" and ")
             );
         }
         Ok(MountPointArg { path: path.to_string(), file })
@@ -99,11 +103,7 @@ pub fn needed(units: &[Unit], args: &[MountPointArg]) -> Vec<MountPoint> {
                     Needs::Directory
                 }
             };
-            let o = &point.origin;
-            let by = format!(
-                "unit '{}', line {}: {}={}",
-                o.unit, o.line, o.setting, o.value
-            );
+            let by = point.origin.to_string();
             needed.push(MountPoint { path: point.path.clone(), needs, by });
         }
     }
@@ -118,16 +118,28 @@ pub fn needed(units: &[Unit], args: &[MountPointArg]) -> Vec<MountPoint> {
 }
 
 /// Puts the mount points into the planned tree of a full image, or of an
-/// extension image of `base`.
+/// extension image of `base`; `closure` is the image's whole closure.
 pub fn add(
     tree: &mut Tree,
     needed: &[MountPoint],
     base: Option<&BaseImage>,
+    closure: &Closure,
 ) -> Result<()> {
-    let roots = &layout().extension_roots;
     for point in needed {
         let path = &point.path;
         let by = &point.by;
+        // Only settings that need no mount point get here with a path in
+        // the store (crate::systemd::unit_file refuses the others).
+        if let Ok((store_path, _)) = StorePath::split_absolute_path(path) {
+            if !closure.contains(&store_path) {
+                bail!(
+                    "{by} names {path}, but the image's closure does not hold \
+                     {store_path}: write the path as ${{pkg}}/..., so that \
+                     Nix knows the unit depends on it"
+                );
+            }
+            continue;
+        }
         if let Some(reserved) = layout().reserved_at(path) {
             bail!(
                 "{by} needs {path}, which lands in {}, {}",
@@ -136,7 +148,7 @@ pub fn add(
             );
         }
         if let Some(base) = base {
-            if !roots.iter().any(|r| is_at_or_under(path, r)) {
+            if !layout().in_extension_roots(path) {
                 let has = base.entries.get(path);
                 let fits = match point.needs {
                     Needs::Directory => has == Some(&EntryType::Directory),
@@ -149,7 +161,7 @@ pub fn add(
                          cannot add (systemd overlays only {} of it on its \
                          base), and the base {} does not have it: give the \
                          base mountPoints = [ \"{path}\" ]",
-                        roots.join(" and "),
+                        layout().extension_roots.join(" and "),
                         base.image_file_name
                     );
                 }
@@ -164,14 +176,8 @@ pub fn add(
             }
             Needs::Symlink(target) => Node::Symlink { target: target.clone() },
         };
-        let provided = match node {
-            Node::Symlink { .. } => match tree.get(&at) {
-                Some(existing) if *existing == node => Ok(()),
-                _ => tree.insert(at, node),
-            },
-            node => tree.provide(at, node),
-        };
-        provided.map_err(|e| anyhow::anyhow!("{by} needs {path}: {e}"))?;
+        tree.provide(at, node)
+            .map_err(|e| anyhow::anyhow!("{by} needs {path}: {e}"))?;
     }
     Ok(())
 }

@@ -86,7 +86,7 @@ pub fn plan(
             .with_context(|| format!("symlink '{}'", symlink.link))?;
     }
     let needed = mount_points::needed(units, &config.mount_points);
-    mount_points::add(&mut tree, &needed, base)?;
+    mount_points::add(&mut tree, &needed, base, &config.closure)?;
     Ok(tree)
 }
 

@@ -18,7 +18,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 
 use crate::build::tree::{ImagePath, Node, Tree};
-use crate::layout::{is_at_or_under, layout};
+use crate::layout::layout;
 use crate::nix::store_path::StorePath;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,13 +60,11 @@ impl Symlink {
                  path in the Nix store"
             );
         };
-        let roots = &layout().extension_roots;
-        if extension && !roots.iter().any(|root| is_at_or_under(symlink, root))
-        {
+        if extension && !layout().in_extension_roots(symlink) {
             bail!(
                 "symlink '{symlink}' is outside {}: systemd overlays only \
                  those of an extension image on its base",
-                roots.join(" and ")
+                layout().extension_roots.join(" and ")
             );
         }
         Ok(Symlink { link, object: object.to_string(), object_store_path })

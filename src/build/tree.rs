@@ -133,13 +133,18 @@ impl Tree {
         Ok(())
     }
 
-    /// Makes sure `node`, a directory or an empty file (a mount point), is
-    /// at `path`: as `insert`, but what is there already will do when it is
-    /// of the same kind.
+    /// Makes sure `node`, a directory, an empty file or a symlink (what a
+    /// mount point needs), is at `path`: as `insert`, but what is there
+    /// already will do when it is of the same kind (a symlink: to the same
+    /// target).
     pub fn provide(&mut self, path: ImagePath, node: Node) -> Result<()> {
         match (self.nodes.get(&path), &node) {
             (Some(Node::Dir { .. }), Node::Dir { .. })
             | (Some(Node::File { .. }), Node::File { .. }) => Ok(()),
+            (
+                Some(Node::Symlink { target: a }),
+                Node::Symlink { target: b },
+            ) if a == b => Ok(()),
             _ => self.insert(path, node),
         }
     }

@@ -163,10 +163,6 @@ impl UnitFile {
         Ok(UnitFile { name: name.to_owned(), assignments: reader.assignments })
     }
 
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     pub fn assignments(&self) -> &[Assignment] {
         &self.assignments
     }
@@ -326,6 +322,14 @@ pub struct Origin {
     pub line: usize,
 }
 
+/// `unit 'U', line N: Setting=value`, as messages name a requirement.
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Origin { unit, setting, value, line } = self;
+        write!(f, "unit '{unit}', line {line}: {setting}={value}")
+    }
+}
+
 /// A setting that works in systemd 257 but not, or not the same way, in
 /// older versions.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -447,7 +451,6 @@ struct PathEntry {
 /// The settings' lists as systemd builds them while loading the unit.
 struct State {
     unit: UnitName,
-    unit_id: String,
     directories: [Vec<DirectoryItem>; 5],
     binds: Vec<Bind>,
     access: [Vec<PathEntry>; 5],
@@ -463,7 +466,6 @@ impl State {
     fn new(name: &str) -> State {
         State {
             unit: UnitName::new(name),
-            unit_id: name.to_owned(),
             directories: Default::default(),
             binds: Vec::new(),
             access: Default::default(),
@@ -480,7 +482,7 @@ impl State {
         line: usize,
     ) -> Origin {
         Origin {
-            unit: self.unit_id.clone(),
+            unit: self.unit.id().to_owned(),
             setting,
             value: value.to_owned(),
             line,
@@ -793,23 +795,17 @@ impl State {
                     .any(|other| is_strictly_below(&item.path, &other.path));
                 let path = format!("{root}/{}", item.path);
                 if !parent || item.read_only {
-                    let hint = specifier_free_parent(&item.path)
-                        .map(|p| format!("{p} {}", item.path));
                     let kind = Kind::Directory;
                     place(&path, kind, &item.origin, Mounts::Yes, &mut out)
-                        .map_err(|p| {
-                            let p = match p {
-                                Problem::Unresolvable {
-                                    path,
-                                    specifier,
-                                    ..
-                                } => Problem::Unresolvable {
-                                    path,
-                                    specifier,
-                                    parent: hint.map(|h| display(&h)),
-                                },
-                                other => other,
-                            };
+                        .map_err(|mut p| {
+                            if let Problem::Unresolvable { parent, .. } =
+                                &mut p
+                            {
+                                *parent = specifier_free_parent(&item.path)
+                                    .map(|f| {
+                                        display(&format!("{f} {}", item.path))
+                                    });
+                            }
                             value_error(&item.origin, p)
                         })?;
                 }
@@ -1246,12 +1242,7 @@ impl Problem {
 
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let o = &self.origin;
-        write!(
-            f,
-            "unit '{}', line {}: {}={}: ",
-            o.unit, o.line, o.setting, o.value
-        )?;
+        write!(f, "{}: ", self.origin)?;
         match &self.kind {
             WarningKind::SplitBefore257 { name, link } => match link {
                 Some(link) => write!(

@@ -85,6 +85,18 @@ expect_gone() {
   expect_property "$unit" ActiveState inactive
 }
 
+# attach --now IMAGE, after which its SERVICE runs.
+attach_now() {
+  run portablectl attach --now "$1"
+  expect_active "$2"
+}
+
+# detach --now IMAGE, which stops and removes its SERVICE.
+detach_now() {
+  run portablectl detach --now "$1"
+  expect_gone "$2" "/etc/systemd/system.attached/$2"
+}
+
 # The image name (file name without .raw) of the one image with this pname.
 image_of() {
   local files=("$IMAGES/$1"_*.raw)
@@ -425,11 +437,6 @@ long_run_root_from_outside() {
   echo "$root/usr/bin does not exist"
 }
 
-long_run_detach() {
-  run portablectl detach --now "$1"
-  expect_gone long-run.service /etc/systemd/system.attached/long-run.service
-}
-
 long_run() {
   local image
   scenario long-run long-run.service
@@ -438,7 +445,7 @@ long_run() {
   step "attach --now leaves long-run.service active" long_run_attach "$image"
   step "the service's root is the image (its own answer over HTTP)" long_run_root_from_inside
   step "the service's root is the image (/proc/PID/root)" long_run_root_from_outside
-  step "detach --now stops and removes long-run.service" long_run_detach "$image"
+  step "detach --now stops and removes long-run.service" detach_now "$image" long-run.service
   step "port 8081 is closed after detach" expect_port_closed 8081
   cleanup "$image" long-run.service
 }
@@ -616,25 +623,15 @@ hello() {
 
 # A layered image: assembled from layers compressed apart, it is one
 # ordinary squashfs to portabled and the kernel.
-stack_attach() {
-  run portablectl attach --now "$1"
-  expect_active stack.service
-}
-
-stack_detach() {
-  run portablectl detach --now "$1"
-  expect_gone stack.service /etc/systemd/system.attached/stack.service
-}
-
 stack() {
   local image
   scenario layered stack.service
   scenario_image stack
   step "inspect lists exactly stack.service" expect_inspect "$image" stack.service
-  step "attach --now starts stack.service" stack_attach "$image"
+  step "attach --now starts stack.service" attach_now "$image" stack.service
   step "port 8085 answers from the layers' web root" \
     expect_http_body http://127.0.0.1:8085/ "Hello from a layered image"
-  step "detach --now removes it" stack_detach "$image"
+  step "detach --now removes it" detach_now "$image" stack.service
   step "port 8085 is closed after detach" expect_port_closed 8085
   cleanup "$image" stack.service
 }
@@ -645,16 +642,6 @@ stack() {
 # Unsigned, with no root hash given (no .roothash file beside it), systemd
 # mounts the root partition without verity: the image works as a squashfs
 # image does.
-verified_attach() {
-  run portablectl attach --now "$1"
-  expect_active verified.service
-}
-
-verified_detach() {
-  run portablectl detach --now "$1"
-  expect_gone verified.service /etc/systemd/system.attached/verified.service
-}
-
 # The VERITY column of the root partition in systemd-dissect's table.
 dissect_verity() {
   local file=$1 expected=$2 actual
@@ -696,10 +683,10 @@ verified() {
   scenario_image verified
   step "systemd-dissect: a root and a root-verity partition, no root hash known" dissect_verity "$IMAGES/$image.raw" no
   step "inspect lists exactly verified.service" expect_inspect "$image" verified.service
-  step "attach --now starts verified.service" verified_attach "$image"
+  step "attach --now starts verified.service" attach_now "$image" verified.service
   step "port 8086 answers from the root partition's squashfs" \
     expect_http_body http://127.0.0.1:8086/ "long-run index"
-  step "detach --now removes it" verified_detach "$image"
+  step "detach --now removes it" detach_now "$image" verified.service
   step "port 8086 is closed after detach" expect_port_closed 8086
   if ((PS_EXPECT_SYSTEMD >= 254)); then
     step "RootImagePolicy=root=signed keeps its service from starting" verified_policy_refused "$image"

@@ -54,6 +54,11 @@ impl UnitName {
         UnitName { id: name.to_owned(), prefix, instance }
     }
 
+    /// The whole name.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
     fn is_template(&self) -> bool {
         self.instance.as_deref() == Some("")
     }

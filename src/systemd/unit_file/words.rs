@@ -215,12 +215,7 @@ pub fn split(
     separators: &[u8],
     flags: Flags,
 ) -> Result<Vec<String>, SyntaxError> {
-    let mut cursor = Cursor::new(text);
-    let mut words = Vec::new();
-    while let Some(word) = cursor.next_word(separators, flags)? {
-        words.push(word);
-    }
-    Ok(words)
+    many(text, usize::MAX, separators, flags)
 }
 
 /// `extract_many_words()`: up to `n` words; fewer when the value ends.
