@@ -5,6 +5,8 @@ Not a stable library API: every module is public for the tests.
 The crate, by layer (each imports only from the layers above it):
 
 - `atomic_write`: files that are complete or absent, for every writer;
+  `text`: names from an image shown safely (escaped for a terminal,
+  lossless in JSON);
 - Formats, each with its specification in its module doc:
   - `nix`: Nix's own (store paths, base-32, NAR, what Nix records of a
     store path);
@@ -39,3 +41,4 @@ pub mod manifest;
 pub mod nix;
 pub mod squashfs;
 pub mod systemd;
+pub mod text;

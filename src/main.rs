@@ -14,7 +14,12 @@ fn main() -> ExitCode {
             if broken_pipe {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("portable-service-builder: error: {err:#}");
+            // Messages quote names from images: no raw control bytes.
+            let message = format!("{err:#}");
+            eprintln!(
+                "portable-service-builder: error: {}",
+                portable_service::text::escape_message(&message)
+            );
             ExitCode::from(2)
         }
     }

@@ -55,8 +55,16 @@ fn digests_images_of_every_compressor() {
         let path = dir.path().join(format!("{compressor}.raw"));
         mksquashfs(&source, &path, &["-comp", compressor, "-b", "4K"]);
         let image = Image::open(&path).unwrap();
-        let digest = nar_digest(&image, Path::new("/")).unwrap();
+        let digest = nar_digest(&image, Path::new("/"), u64::MAX).unwrap();
         assert_eq!(digest, expected, "{compressor}");
+        // Hashing stops past the size Nix recorded.
+        let root = Path::new("/");
+        assert_eq!(nar_digest(&image, root, expected.size).unwrap(), expected);
+        let err = nar_digest(&image, root, expected.size - 1).unwrap_err();
+        assert!(
+            matches!(err, portable_service::image::nar::Error::TooLong { .. }),
+            "{err}"
+        );
     }
 }
 
@@ -114,10 +122,10 @@ fn digests_store_paths_as_nix_records_them() {
     mksquashfs::write_image(&settings, &tree, &path).unwrap();
 
     let image = Image::open(&path).unwrap();
-    let inside: Vec<String> =
-        store_paths.iter().map(|p| p.to_absolute_path()).collect();
+    let inside: Vec<(String, u64)> =
+        store_paths.iter().map(|p| (p.to_absolute_path(), u64::MAX)).collect();
     let digests = nar_digests(&image, &inside);
-    for (store_path, digest) in inside.iter().zip(digests) {
+    for ((store_path, _), digest) in inside.iter().zip(digests) {
         let digest = digest.unwrap();
         let hash =
             stdout_line("nix-store", &["--query", "--hash", store_path]);
@@ -140,12 +148,15 @@ fn says_what_is_wrong() {
     let null = image.entry(Path::new("/bin/null")).unwrap();
     assert_eq!(null.kind(), EntryKind::CharDevice { major: 1, minor: 3 });
 
-    let err = nar_digest(&image, Path::new("/bin")).unwrap_err().to_string();
+    let err = nar_digest(&image, Path::new("/bin"), u64::MAX)
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         err,
         "/bin/null is a character device, which a NAR cannot hold"
     );
-    let err = nar_digest(&image, Path::new("/nix/store")).unwrap_err();
+    let err =
+        nar_digest(&image, Path::new("/nix/store"), u64::MAX).unwrap_err();
     assert_eq!(
         err.to_string(),
         format!("{}: /nix/store is not in the image", path.display())

@@ -161,7 +161,7 @@ fn assert_same_contents(image: &Image, extracted: &Path) {
     for e in image.entries() {
         let e = e.unwrap();
         if let EntryKind::File { size } = e.kind() {
-            let ours = image.read_file(&e.path).unwrap();
+            let ours = image.read_file(&e.path, u64::MAX).unwrap();
             assert_eq!(ours.len() as u64, size, "{}", e.path.display());
             let rel = e.path.strip_prefix("/").unwrap();
             let theirs = fs::read(extracted.join(rel)).unwrap();
@@ -365,7 +365,7 @@ fn reader_opens_an_image_inside_a_larger_file() {
     let plain = Image::open(&image).unwrap();
     assert_eq!(our_listing(&inner), our_listing(&plain));
     assert_eq!(
-        inner.read_file(Path::new("/share/doc/odd")).unwrap(),
+        inner.read_file(Path::new("/share/doc/odd"), u64::MAX).unwrap(),
         vec![0xa5; 1001]
     );
     let beyond = Image::open_range(&disk_path, 1 << 20, 1 << 30).unwrap_err();
@@ -389,7 +389,7 @@ fn reader_lookups_and_errors() {
     mksquashfs(&src, &image_path, "gzip", 4096, &["-all-root"]);
     let image = Image::open(&image_path).unwrap();
     let tiny = Path::new("usr/nix/store/0aaa-files/tiny");
-    assert_eq!(image.read_file(tiny).unwrap(), b"0123456789");
+    assert_eq!(image.read_file(tiny, u64::MAX).unwrap(), b"0123456789");
     assert_eq!(
         image.entry(Path::new("/")).unwrap().kind(),
         EntryKind::Directory
@@ -407,7 +407,8 @@ fn reader_lookups_and_errors() {
     let through_file =
         image.entry(&Path::new("/").join(tiny).join("x")).unwrap_err();
     assert_eq!(through_file.kind(), ErrorKind::NotFound);
-    let dir_as_file = image.read_file(Path::new("/usr")).unwrap_err();
+    let dir_as_file =
+        image.read_file(Path::new("/usr"), u64::MAX).unwrap_err();
     assert_eq!(dir_as_file.kind(), ErrorKind::WrongKind);
     let a =
         image.entry(Path::new("/usr/nix/store/0aaa-files/link-1")).unwrap();
@@ -429,7 +430,7 @@ fn read_everything(
     for e in image.entries() {
         let e = e?;
         if let EntryKind::File { .. } = e.kind() {
-            image.read_file(&e.path)?;
+            image.read_file(&e.path, u64::MAX)?;
         }
     }
     Ok(())
@@ -572,9 +573,9 @@ fn assemble_like_mksquashfs(comp: &str, block: u32, counts: &[usize]) {
         for e in whole_image.entries() {
             let e = e.unwrap();
             if let EntryKind::File { .. } = e.kind() {
-                let a = whole_image.read_file(&e.path).unwrap();
+                let a = whole_image.read_file(&e.path, u64::MAX).unwrap();
                 assert!(
-                    a == ours.read_file(&e.path).unwrap(),
+                    a == ours.read_file(&e.path, u64::MAX).unwrap(),
                     "{what}: {}",
                     e.path.display()
                 );

@@ -72,7 +72,11 @@ impl BaseImage {
             image_file_name: facts.image.clone(),
             sysext_level: sysext_level.clone(),
             paths: manifest.store_paths(),
-            units: facts.units.iter().map(|u| u.name.clone()).collect(),
+            units: facts
+                .units
+                .iter()
+                .map(|u| u.name.to_string_lossy().into_owned())
+                .collect(),
             entries: facts.outside_store.clone(),
         })
     }

@@ -19,6 +19,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::build::tar::TarWriter;
 use crate::build::tree::{Content, Node, Tree};
+use crate::nix::STORE_MODES;
 
 /// What went into the stream, for the build summary.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -119,11 +120,11 @@ impl<W: Write> Writer<W> {
                 bail!("{} changed while it was read", source.display());
             }
             let executable = meta.permissions().mode() & 0o100 != 0;
-            let mode = if executable { 0o555 } else { 0o444 };
+            let mode = STORE_MODES.of_file(executable);
             self.file(name, mode, meta.len(), &mut file)
                 .with_context(|| format!("reading {}", source.display()))?;
         } else if kind.is_dir() {
-            self.tar.dir(name, 0o555)?;
+            self.tar.dir(name, STORE_MODES.directory)?;
             let mut entries = fs::read_dir(source)
                 .and_then(|dir| {
                     dir.map(|e| {

@@ -11,11 +11,13 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::image::survey::{self, Facts, ImageKind};
+use crate::text;
 
-/// The facts as text for people; `--json` prints them as they are.
+/// The facts as text for people, every name from the image escaped (see
+/// `crate::text`).
 pub fn render(facts: &Facts) -> String {
     let mut out = String::new();
     let kind = match facts.kind {
@@ -29,7 +31,10 @@ pub fn render(facts: &Facts) -> String {
     let _ = writeln!(
         out,
         "{}: {kind}, {} bytes, {format}, {} with {}-byte blocks",
-        facts.image, facts.image_size, facts.compressor, facts.block_size
+        text::line(&facts.image),
+        facts.image_size,
+        facts.compressor,
+        facts.block_size
     );
     if let Some(roothash) = &facts.roothash {
         let _ = writeln!(out, "\nroot hash: {roothash}\npartitions:");
@@ -37,19 +42,29 @@ pub fn render(facts: &Facts) -> String {
             let _ = writeln!(
                 out,
                 "  {}  {:<28} {} bytes at {}, type {}, uuid {}",
-                p.number, p.label, p.size, p.offset, p.type_uuid, p.uuid
+                p.number,
+                text::line(&p.label),
+                p.size,
+                p.offset,
+                p.type_uuid,
+                p.uuid
             );
         }
     }
-    let _ = writeln!(out, "\n{}:", facts.release_file.display());
+    let _ = writeln!(out, "\n{}:", text::path(&facts.release_file));
     match &facts.release {
         Ok(fields) => {
             for (key, value) in fields {
-                let _ = writeln!(out, "  {key}={value}");
+                let _ = writeln!(
+                    out,
+                    "  {}={}",
+                    text::line(key),
+                    text::line(value)
+                );
             }
         }
         Err(why) => {
-            let _ = writeln!(out, "  ({why})");
+            let _ = writeln!(out, "  ({})", text::line(why));
         }
     }
     let _ = writeln!(
@@ -58,7 +73,12 @@ pub fn render(facts: &Facts) -> String {
         facts.prefix
     );
     for unit in facts.attached_units() {
-        let _ = writeln!(out, "  {}  ({})", unit.name, unit.path.display());
+        let _ = writeln!(
+            out,
+            "  {}  ({})",
+            text::path(Path::new(&unit.name)),
+            text::path(&unit.path)
+        );
     }
     let ignored: Vec<_> =
         facts.units.iter().filter(|u| u.ignored_because.is_some()).collect();
@@ -66,7 +86,12 @@ pub fn render(facts: &Facts) -> String {
         out.push_str("\nunit files it ignores:\n");
         for unit in ignored {
             let why = unit.ignored_because.as_deref().unwrap_or_default();
-            let _ = writeln!(out, "  {}: {why}", unit.path.display());
+            let _ = writeln!(
+                out,
+                "  {}: {}",
+                text::path(&unit.path),
+                text::line(why)
+            );
         }
     }
     if !facts.symlinks.is_empty() {
@@ -75,8 +100,8 @@ pub fn render(facts: &Facts) -> String {
             let _ = writeln!(
                 out,
                 "  {} -> {}",
-                link.path.display(),
-                link.target.display()
+                text::path(&link.path),
+                text::path(&link.target)
             );
         }
     }
@@ -84,7 +109,7 @@ pub fn render(facts: &Facts) -> String {
     let _ = writeln!(
         out,
         "\nstore paths in {} ({}, {total} bytes of NAR):",
-        facts.store_dir.display(),
+        text::path(&facts.store_dir),
         facts.store_paths.len()
     );
     for path in &facts.store_paths {
@@ -95,8 +120,8 @@ pub fn render(facts: &Facts) -> String {
         let _ = writeln!(
             out,
             "\nbase: {} (SYSEXT_LEVEL={}), which holds {} more store paths of the closure:",
-            base.image_file_name,
-            base.sysext_level,
+            text::line(&base.image_file_name),
+            text::line(&base.sysext_level),
             base.paths.len()
         );
         for path in &base.paths {
@@ -106,16 +131,20 @@ pub fn render(facts: &Facts) -> String {
     out
 }
 
+/// Prints what `image` holds; with `json`, as one JSON document, which
+/// is complete or not printed at all.
 pub fn run(image: &Path, json: bool) -> Result<()> {
     let facts = survey::open(image)?.facts;
-    let mut stdout = std::io::stdout().lock();
-    if json {
-        serde_json::to_writer_pretty(&mut stdout, &facts)
-            .map_err(std::io::Error::from)?;
-        writeln!(stdout)?;
+    let output = if json {
+        let mut text = serde_json::to_string_pretty(&facts)
+            .context("writing the facts as JSON")?;
+        text.push('\n');
+        text
     } else {
-        stdout.write_all(render(&facts).as_bytes())?;
-    }
+        render(&facts)
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(output.as_bytes())?;
     stdout.flush()?;
     Ok(())
 }

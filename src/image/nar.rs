@@ -6,7 +6,9 @@ so be checked against what the image holds, without extracting it.
 
 Decompression is what costs; `nar_digests` hashes several store paths at
 once, one per core. Memory stays bounded: the reader's few cached blocks
-and the block each file is read through.
+and the block each file is read through. So does time: a digest stops
+as soon as the NAR grows past the size Nix recorded (an image can claim
+a file of a terabyte in a few bytes of sparse blocks).
 */
 
 use std::io::{self, Write};
@@ -27,6 +29,8 @@ pub enum Error {
     NotInNar { path: PathBuf, what: &'static str },
     #[error("adding {} to the NAR: {source}", path.display())]
     Write { path: PathBuf, source: io::Error },
+    #[error("its NAR is longer than the {limit} bytes recorded")]
+    TooLong { limit: u64 },
 }
 
 /// Writes the entry at `path` and everything below it as `node`.
@@ -39,24 +43,59 @@ pub fn write_nar(
 }
 
 /// The NAR digest of the entry at `path`, as Nix would compute it for a
-/// store path holding the same tree.
-pub fn nar_digest(image: &Image, path: &Path) -> Result<NarDigest, Error> {
-    let mut hasher = NarHasher::new();
+/// store path holding the same tree, if the NAR takes at most `limit`
+/// bytes.
+pub fn nar_digest(
+    image: &Image,
+    path: &Path,
+    limit: u64,
+) -> Result<NarDigest, Error> {
+    let mut hasher = Bounded { hasher: NarHasher::new(), left: limit };
     let root = writer::open(&mut hasher).expect("hashing cannot fail");
-    write_nar(image, path, root)?;
-    Ok(hasher.finish())
+    match write_nar(image, path, root) {
+        Err(Error::Write { source, .. })
+            if source.kind() == io::ErrorKind::FileTooLarge =>
+        {
+            Err(Error::TooLong { limit })
+        }
+        result => result.map(|()| hasher.hasher.finish()),
+    }
 }
 
-/// `nar_digest` for each of `paths`, computed in parallel; the results
-/// come in the order of `paths`.
+/// `nar_digest` for each of `paths` with its limit, computed in
+/// parallel; the results come in the order of `paths`.
 pub fn nar_digests<P>(
     image: &Image,
-    paths: &[P],
+    paths: &[(P, u64)],
 ) -> Vec<Result<NarDigest, Error>>
 where
     P: AsRef<Path> + Sync,
 {
-    paths.par_iter().map(|p| nar_digest(image, p.as_ref())).collect()
+    paths
+        .par_iter()
+        .map(|(p, limit)| nar_digest(image, p.as_ref(), *limit))
+        .collect()
+}
+
+/// A hasher that refuses bytes past its limit.
+struct Bounded {
+    hasher: NarHasher,
+    left: u64,
+}
+
+impl Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = buf.len() as u64;
+        if n > self.left {
+            return Err(io::ErrorKind::FileTooLarge.into());
+        }
+        self.left -= n;
+        self.hasher.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 fn write_entry(
@@ -79,6 +118,7 @@ fn write_entry(
         EntryKind::Directory => {
             let mut dir = node.directory().map_err(write_error)?;
             for child in image.children(entry)? {
+                let child = child?;
                 let name = child.path.file_name().expect("a child has a name");
                 let node = dir.entry(name.as_bytes()).map_err(write_error)?;
                 write_entry(image, &child, node)?;

@@ -13,9 +13,18 @@ valid name of one of the five types it attaches, starting with the prefix
 followed by `-`, `.`, `@` (or nothing), and a non-empty regular file.
 Images other builders made (a real `/nix/store`, no manifest) can be
 surveyed too.
+
+What the survey reads whole is bounded, so that no size an image claims
+drives its memory: the manifest (`MANIFEST_LIMIT`), release files
+(`RELEASE_LIMIT`) and unit files (`UNIT_LIMIT`). It also notes what no
+image of ours holds, for `verify` to report: entries in the store
+directory that are not store paths, owners other than root, devices,
+pipes and sockets, setuid and setgid bits, and store entries whose modes
+are not the store's.
 */
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -25,8 +34,22 @@ use crate::ddi::Ddi;
 use crate::layout::layout;
 use crate::manifest::{Manifest, ManifestBase};
 use crate::nix::store_path::{StorePath, NIX_STORE_DIR};
-use crate::squashfs::{self, superblock, EntryKind, ErrorKind, Image};
+use crate::nix::STORE_MODES;
+use crate::squashfs::{self, superblock, Entry, EntryKind, ErrorKind, Image};
 use crate::systemd::{image_name, os_release, unit_name};
+use crate::text;
+
+/// The most bytes of manifest read: a closure of 100,000 store paths
+/// takes about 30 MB.
+pub const MANIFEST_LIMIT: u64 = 32 << 20;
+/// The most bytes of a release file read (they hold a few lines).
+pub const RELEASE_LIMIT: u64 = 64 << 10;
+/// The most bytes of a unit file read: systemd's longest line
+/// (`LONG_LINE_MAX`); real units are a few KiB.
+pub const UNIT_LIMIT: u64 = 1 << 20;
+/// The most entries outside the store recorded: the layout puts a few
+/// dozen there, plus one per unit, symlink and mount point.
+pub const OUTSIDE_STORE_LIMIT: usize = 1 << 16;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -48,11 +71,16 @@ pub enum EntryType {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UnitFile {
-    pub name: String,
+    #[serde(serialize_with = "text::serialize_os_str")]
+    pub name: OsString,
+    #[serde(serialize_with = "text::serialize_path")]
     pub path: PathBuf,
     pub size: u64,
     /// None when portabled would attach it, else why it would not.
     pub ignored_because: Option<String>,
+    /// Why a unit portabled would attach could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
     /// The `/nix/store/...` paths its text names (read only for the units
     /// portabled attaches).
     pub names: BTreeSet<String>,
@@ -60,8 +88,17 @@ pub struct UnitFile {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ImageSymlink {
+    #[serde(serialize_with = "text::serialize_path")]
     pub path: PathBuf,
+    #[serde(serialize_with = "text::serialize_path")]
     pub target: PathBuf,
+}
+
+/// Something about an entry that no image of ours has.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Oddity {
+    pub path: PathBuf,
+    pub what: String,
 }
 
 /// A partition of a disk image.
@@ -108,6 +145,7 @@ pub struct Facts {
     /// The image file's size (a disk image's, partitions and all).
     pub image_size: u64,
     /// `/etc/os-release`, or an extension's release file.
+    #[serde(serialize_with = "text::serialize_path")]
     pub release_file: PathBuf,
     /// The release data, or why there is none.
     #[serde(serialize_with = "ok_or_null")]
@@ -116,8 +154,18 @@ pub struct Facts {
     pub symlinks: Vec<ImageSymlink>,
     /// Where the image keeps its store, and the store paths found there,
     /// in name order.
+    #[serde(serialize_with = "text::serialize_path")]
     pub store_dir: PathBuf,
+    /// Whether `store_dir` is a directory in the image at all.
+    #[serde(skip)]
+    pub has_store_dir: bool,
     pub store_paths: Vec<StorePathFacts>,
+    /// Entries of the store directory that are not store paths.
+    #[serde(skip)]
+    pub store_strays: Vec<PathBuf>,
+    /// What no image of ours has (see the module doc).
+    #[serde(skip)]
+    pub oddities: Vec<Oddity>,
     /// For an extension: its base, and the store paths left to it.
     pub base: Option<ManifestBase>,
     /// The manifest, or why it could not be read.
@@ -200,7 +248,6 @@ pub fn open(path: &Path) -> Result<Opened> {
 }
 
 /// Whether the file at `path` starts as a squashfs image does.
-/// Whether the file at `path` starts as a squashfs image does.
 pub fn is_squashfs(path: &Path) -> Result<bool> {
     let mut magic = [0u8; 4];
     let mut file = std::fs::File::open(path)
@@ -215,9 +262,10 @@ pub fn survey(image: &Image, file_name: &str) -> Result<Facts> {
     let layout = layout();
     let prefix = image_name::prefix_of(file_name)?;
 
-    let manifest = read(image, &layout.manifest).and_then(|bytes| {
-        Manifest::from_json(&bytes).map_err(|e| format!("{e:#}"))
-    });
+    let manifest =
+        read(image, &layout.manifest, MANIFEST_LIMIT).and_then(|bytes| {
+            Manifest::from_json(&bytes).map_err(|e| format!("{e:#}"))
+        });
     let is_extension = match &manifest {
         Ok(m) => m.base.is_some(),
         Err(_) => image.entry(Path::new(&layout.os_release)).is_err(),
@@ -227,16 +275,14 @@ pub fn survey(image: &Image, file_name: &str) -> Result<Facts> {
     } else {
         (ImageKind::PortableService, layout.os_release.clone())
     };
-    let release = read(image, &release_file)
+    let release = read(image, &release_file, RELEASE_LIMIT)
         .map(|bytes| os_release::parse(&String::from_utf8_lossy(&bytes)));
 
-    let store_dir = layout
-        .store_dirs()
-        .map(PathBuf::from)
-        .find(|d| {
-            matches!(image.entry(d), Ok(e) if e.kind() == EntryKind::Directory)
-        })
-        .unwrap_or_else(|| PathBuf::from(&layout.store_dir));
+    let found = layout.store_dirs().map(PathBuf::from).find(|d| {
+        matches!(image.entry(d), Ok(e) if e.kind() == EntryKind::Directory)
+    });
+    let has_store_dir = found.is_some();
+    let store_dir = found.unwrap_or_else(|| PathBuf::from(&layout.store_dir));
     let sizes: BTreeMap<&StorePath, u64> = match &manifest {
         Ok(m) => m.paths.iter().map(|i| (&i.path, i.nar_size)).collect(),
         Err(_) => BTreeMap::new(),
@@ -245,22 +291,39 @@ pub fn survey(image: &Image, file_name: &str) -> Result<Facts> {
     let mut units = Vec::new();
     let mut symlinks = Vec::new();
     let mut store_paths = Vec::new();
+    let mut store_strays = Vec::new();
+    let mut oddities = Vec::new();
     let mut outside_store = BTreeMap::new();
     for entry in image.entries() {
         let entry = entry?;
         let kind = entry.kind();
         let parent = entry.path.parent().unwrap_or(Path::new("/"));
-        let name =
-            entry.path.file_name().unwrap_or_default().to_string_lossy();
+        let in_store = entry.path.starts_with(&store_dir);
+        oddities.extend(oddity(&entry, in_store && entry.path != store_dir));
         if parent == store_dir {
-            if let Ok(path) = StorePath::from_base_name(&name) {
-                let nar_size = sizes.get(&path).copied();
-                store_paths.push(StorePathFacts { path, nar_size });
+            let name = entry.path.file_name().unwrap_or_default();
+            match name.to_str().map(StorePath::from_base_name) {
+                Some(Ok(path)) => {
+                    let nar_size = sizes.get(&path).copied();
+                    store_paths.push(StorePathFacts { path, nar_size });
+                }
+                _ => store_strays.push(entry.path.clone()),
             }
             continue;
         }
-        if entry.path.starts_with(&store_dir) {
+        if in_store {
             continue;
+        }
+        if outside_store.len() == OUTSIDE_STORE_LIMIT {
+            oddities.push(Oddity {
+                path: entry.path.clone(),
+                what: format!(
+                    "is past the {OUTSIDE_STORE_LIMIT} entries outside the \
+                     store that are looked at; an image of ours has a few \
+                     dozen"
+                ),
+            });
+            break;
         }
         outside_store.insert(
             entry.path.to_string_lossy().into_owned(),
@@ -273,27 +336,7 @@ pub fn survey(image: &Image, file_name: &str) -> Result<Facts> {
             });
         }
         if layout.portabled_unit_dirs.iter().any(|d| parent == Path::new(d)) {
-            let size = match kind {
-                EntryKind::File { size } => size,
-                _ => 0,
-            };
-            let verdict = unit_verdict(&name, &prefix, &kind, size);
-            let names = match verdict {
-                Ok(()) => image
-                    .read_entry(&entry)
-                    .map(|text| {
-                        store_paths_named(&String::from_utf8_lossy(&text))
-                    })
-                    .unwrap_or_default(),
-                Err(_) => BTreeSet::new(),
-            };
-            units.push(UnitFile {
-                name: name.into_owned(),
-                path: entry.path.clone(),
-                size,
-                ignored_because: verdict.err(),
-                names,
-            });
+            units.push(unit(image, &entry, &prefix));
         }
     }
 
@@ -313,16 +356,86 @@ pub fn survey(image: &Image, file_name: &str) -> Result<Facts> {
         units,
         symlinks,
         store_dir,
+        has_store_dir,
         store_paths,
+        store_strays,
+        oddities,
         base: manifest.as_ref().ok().and_then(|m| m.base.clone()),
         manifest,
         outside_store,
     })
 }
 
+/// A unit file, with portabled's verdict on it and, if it would attach
+/// it, the store paths its text names.
+fn unit(image: &Image, entry: &Entry, prefix: &str) -> UnitFile {
+    let kind = entry.kind();
+    let name = entry.path.file_name().unwrap_or_default().to_os_string();
+    let size = match kind {
+        EntryKind::File { size } => size,
+        _ => 0,
+    };
+    let verdict = unit_verdict(&name.to_string_lossy(), prefix, &kind, size);
+    let text = match verdict {
+        Ok(()) => Some(image.read_entry(entry, UNIT_LIMIT)),
+        Err(_) => None,
+    };
+    let (names, unreadable) = match text {
+        Some(Ok(text)) => {
+            (store_paths_named(&String::from_utf8_lossy(&text)), None)
+        }
+        Some(Err(err)) => (BTreeSet::new(), Some(err.to_string())),
+        None => (BTreeSet::new(), None),
+    };
+    UnitFile {
+        name,
+        path: entry.path.clone(),
+        size,
+        ignored_because: verdict.err(),
+        unreadable,
+        names,
+    }
+}
+
+/// What about `entry` no image of ours has: owners other than root,
+/// devices, pipes and sockets, setuid and setgid bits; inside a store
+/// path (`in_store_path`), modes other than the store's.
+fn oddity(entry: &Entry, in_store_path: bool) -> Option<Oddity> {
+    let mode = u32::from(entry.mode());
+    let kind = entry.kind();
+    let what = if entry.uid != 0 || entry.gid != 0 {
+        format!("is owned by {}:{}, not root", entry.uid, entry.gid)
+    } else if entry_type(&kind) == EntryType::Other {
+        "is a device, a pipe or a socket".to_string()
+    } else if mode & 0o6000 != 0 {
+        format!("has mode {mode:04o}, with the setuid or setgid bit")
+    } else if in_store_path && !store_mode(&kind, mode) {
+        format!(
+            "has mode {mode:04o}, which the Nix store does not give {}",
+            match kind {
+                EntryKind::Directory => "a directory (0555)",
+                EntryKind::Symlink { .. } => "a symlink (0777)",
+                _ => "a file (0444, or 0555 when executable)",
+            }
+        )
+    } else {
+        return None;
+    };
+    Some(Oddity { path: entry.path.clone(), what })
+}
+
+/// Whether `mode` is what the Nix store gives an entry of `kind`.
+fn store_mode(kind: &EntryKind, mode: u32) -> bool {
+    match kind {
+        EntryKind::Directory => mode == STORE_MODES.directory,
+        EntryKind::Symlink { .. } => mode == STORE_MODES.symlink,
+        _ => mode == STORE_MODES.file || mode == STORE_MODES.executable,
+    }
+}
+
 /// The file at `path`, or why it cannot be had: missing, not a file, or
-/// unreadable.
-fn read(image: &Image, path: &str) -> Result<Vec<u8>, String> {
+/// unreadable (which includes longer than `limit`).
+fn read(image: &Image, path: &str, limit: u64) -> Result<Vec<u8>, String> {
     let unreadable =
         |e: squashfs::Error| format!("{path} cannot be read: {e}");
     match image.entry(Path::new(path)) {
@@ -331,7 +444,7 @@ fn read(image: &Image, path: &str) -> Result<Vec<u8>, String> {
         }
         Err(e) => Err(unreadable(e)),
         Ok(entry) if matches!(entry.kind(), EntryKind::File { .. }) => {
-            image.read_entry(&entry).map_err(unreadable)
+            image.read_entry(&entry, limit).map_err(unreadable)
         }
         Ok(_) => Err(format!("{path} is not a file")),
     }
@@ -418,6 +531,11 @@ pub mod fixture {
         for file in &layout.empty_files {
             outside_store.insert(file.clone(), EntryType::File);
         }
+        outside_store
+            .insert(layout.store_link.path.clone(), EntryType::Symlink);
+        for dir in ["/usr", "/usr/nix"] {
+            outside_store.insert(dir.into(), EntryType::Directory);
+        }
         Facts {
             image: "demo_1.0.raw".into(),
             format: "squashfs",
@@ -435,11 +553,18 @@ pub mod fixture {
                 path: PathBuf::from(&layout.unit_dir).join("demo.service"),
                 size: 10,
                 ignored_because: None,
+                unreadable: None,
                 names: BTreeSet::new(),
             }],
-            symlinks: vec![],
+            symlinks: vec![ImageSymlink {
+                path: PathBuf::from(&layout.store_link.path),
+                target: PathBuf::from(&layout.store_link.target),
+            }],
             store_dir: PathBuf::from(&layout.store_dir),
+            has_store_dir: true,
             store_paths,
+            store_strays: vec![],
+            oddities: vec![],
             base: manifest.as_ref().ok().and_then(|m| m.base.clone()),
             manifest,
             outside_store,

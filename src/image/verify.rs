@@ -1,28 +1,43 @@
 /*!
 `portable-service-builder verify IMAGE [--base BASE] [--report FILE]`:
-proves from the image file alone that nothing was lost, and that
-portabled will take it.
+proves from the image file alone that nothing was lost, that the image
+holds exactly its closure as the kernel will read it, and that portabled
+will take it.
 
-The rules (`rules`, on the image's facts alone):
-- every store path the manifest records is in the image, and no store
-  path is there that it does not record;
+The image's form (`squashfs::check::canonical`, after the reader's own
+checks): only images that no two readers can take two ways pass (see
+`squashfs::reader` and `squashfs::check` for what is mirrored of the
+kernel). The rules (`rules`, on the image's facts alone):
+- every store path the manifest records is in the image, once, and no
+  store path is there that it does not record, nor anything else in the
+  store directory; nothing in the image a NAR cannot see (owners, modes
+  other than the store's, devices, setuid bits);
+- a full image's store is where the layout puts it, and `/nix` is
+  exactly the link to it, so that `/nix/store/...` in a unit leads to
+  what was hashed; an extension holds no store path its base holds
+  (systemd would lay the extension's copy over the base's);
 - the closure is complete: every reference of every path is in the image,
   or, for an extension, left to its base (and, with `--base`, held by it);
 - portabled's rules: the release data (os-release with `ID` and
   `PORTABLE_PREFIXES` holding the image's prefix; for an extension, its
   release file, matching the base's `ID` and `SYSEXT_LEVEL`), the files
-  and directories it mounts over, at least one non-empty unit it attaches.
+  and directories it mounts over, at least one non-empty unit it attaches,
+  and each such unit readable.
 
 The contents (`contents`, reading the image): the NAR hash and size of
-every store path are the recorded ones, and every `/nix/store/...` path a
-unit names exists.
+every store path are the recorded ones (hashing stops past the recorded
+size), and every `/nix/store/...` path a unit names, and every symlink
+outside the store points at, exists (each directory's listing read once,
+however many paths it serves).
 
-Each finding is one line, `PATH: what is wrong`; the exit status is 0
-only when there is none.
+Each finding is one line, `PATH: what is wrong`, with control characters
+escaped; the exit status is 0 only when there is none.
 */
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -33,7 +48,9 @@ use crate::image::nar;
 use crate::image::survey::{self, EntryType, Facts, ImageKind, Opened};
 use crate::layout::layout;
 use crate::nix::nar::hash::parse_sha256;
-use crate::nix::store_path::StorePath;
+use crate::nix::store_path::{StorePath, NIX_STORE_DIR};
+use crate::squashfs::{self, EntryKind, Image};
+use crate::text;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finding {
@@ -41,9 +58,10 @@ pub struct Finding {
     pub problem: String,
 }
 
+/// One line, control characters escaped (names come from the image).
 impl std::fmt::Display for Finding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.path, self.problem)
+        write!(f, "{}: {}", text::line(&self.path), text::line(&self.problem))
     }
 }
 
@@ -80,6 +98,11 @@ pub fn verify(
                 .into(),
         });
     }
+    findings.extend(
+        squashfs::check::canonical(&image.image)
+            .into_iter()
+            .map(|p| Finding { path: p.at, problem: p.what }),
+    );
     findings.extend(rules(&image.facts, base.map(|b| &b.facts)));
     findings.extend(contents(image, base));
     findings
@@ -109,11 +132,28 @@ fn disk(ddi: &Ddi, name: &str, certificate: Option<&Path>) -> Vec<Finding> {
 pub fn rules(image: &Facts, base: Option<&Facts>) -> Vec<Finding> {
     let mut findings = Findings::default();
     store(&mut findings, image, base);
+    for stray in &image.store_strays {
+        findings.add(
+            stray.display(),
+            "is in the store directory, but is not a store path",
+        );
+    }
+    for oddity in &image.oddities {
+        findings.add(oddity.path.display(), oddity.what.clone());
+    }
     match image.kind {
         ImageKind::PortableService => {
             portable_service_rules(&mut findings, image)
         }
         ImageKind::Extension => extension_rules(&mut findings, image, base),
+    }
+    for unit in image.attached_units() {
+        if let Some(why) = &unit.unreadable {
+            findings.add(
+                unit.path.display(),
+                format!("cannot be read, as portabled must: {why}"),
+            );
+        }
     }
     if image.attached_units().next().is_none() {
         let unit_dir = match image.kind {
@@ -143,6 +183,17 @@ fn store(findings: &mut Findings, image: &Facts, base: Option<&Facts>) {
         }
     };
     let recorded = manifest.store_paths();
+    if recorded.len() < manifest.paths.len() {
+        let mut seen = BTreeSet::new();
+        for info in &manifest.paths {
+            if !seen.insert(&info.path) {
+                findings.add(
+                    &info.path,
+                    "is recorded more than once in the closure description",
+                );
+            }
+        }
+    }
     for info in manifest.paths.iter().filter(|i| !image.holds(&i.path)) {
         findings.add(
             &info.path,
@@ -160,6 +211,16 @@ fn store(findings: &mut Findings, image: &Facts, base: Option<&Facts>) {
 
     let left_to_base: BTreeSet<&StorePath> =
         manifest.base.iter().flat_map(|b| &b.paths).collect();
+    for path in image.store_paths.iter().map(|p| &p.path) {
+        let in_base = base.is_some_and(|b| b.holds(path));
+        if left_to_base.contains(path) || in_base {
+            findings.add(
+                path,
+                "is in this extension image and in its base: systemd would \
+                 lay the extension's copy over the base's",
+            );
+        }
+    }
     for info in &manifest.paths {
         for reference in &info.references {
             if !image.holds(reference) && !left_to_base.contains(reference) {
@@ -213,6 +274,7 @@ fn portable_service_rules(findings: &mut Findings, image: &Facts) {
     };
     release_fields(findings, image, fields);
     let layout = layout();
+    store_link(findings, image);
     for file in &layout.empty_files {
         if image.outside_store.get(file) != Some(&EntryType::File) {
             findings.add(
@@ -230,6 +292,52 @@ fn portable_service_rules(findings: &mut Findings, image: &Facts) {
                  it, and a read-only image cannot create it",
             );
         }
+    }
+}
+
+/// A full image's store is where the layout puts it, behind the link
+/// units' `/nix/store/...` paths go through, and that link is exactly the
+/// layout's: anything else would lead them to what was not hashed.
+fn store_link(findings: &mut Findings, image: &Facts) {
+    let layout = layout();
+    let link = &layout.store_link;
+    let target =
+        image.symlinks.iter().find(|s| s.path == Path::new(&link.path));
+    match (image.outside_store.get(&link.path), target) {
+        (Some(EntryType::Symlink), Some(s))
+            if s.target == Path::new(&link.target) => {}
+        (Some(EntryType::Symlink), Some(s)) => findings.add(
+            &link.path,
+            format!(
+                "links to {}, not {}: /nix/store/... would lead elsewhere \
+                 than {}",
+                text::path(&s.target),
+                link.target,
+                layout.store_dir
+            ),
+        ),
+        (found, _) => findings.add(
+            &link.path,
+            format!(
+                "is {}, not a symlink to {}: /nix/store/... would not lead \
+                 to {}",
+                match found {
+                    None => "missing",
+                    Some(EntryType::Directory) => "a directory",
+                    Some(_) => "not a symlink",
+                },
+                link.target,
+                layout.store_dir
+            ),
+        ),
+    }
+    if image.store_dir != Path::new(&layout.store_dir) || !image.has_store_dir
+    {
+        findings.add(
+            &layout.store_dir,
+            "is not a directory in the image; the layout keeps the store \
+             there",
+        );
     }
 }
 
@@ -329,7 +437,7 @@ fn release_fields(
 }
 
 /// What only reading the image shows: the store paths' NAR digests, and
-/// the paths the units name.
+/// the paths the units name and the symlinks point at.
 pub fn contents(image: &Opened, base: Option<&Opened>) -> Vec<Finding> {
     let mut findings = Findings::default();
     nar_digests(&mut findings, image);
@@ -337,17 +445,32 @@ pub fn contents(image: &Opened, base: Option<&Opened>) -> Vec<Finding> {
     findings.0
 }
 
+/// Each store path recorded and held is hashed once, each no further
+/// than its recorded NAR size.
 fn nar_digests(findings: &mut Findings, image: &Opened) {
     let Ok(manifest) = &image.facts.manifest else {
         return;
     };
-    let present: Vec<_> =
-        manifest.paths.iter().filter(|i| image.facts.holds(&i.path)).collect();
-    let paths: Vec<PathBuf> =
-        present.iter().map(|i| image.facts.image_path_of(&i.path)).collect();
+    let mut seen = BTreeSet::new();
+    let present: Vec<_> = manifest
+        .paths
+        .iter()
+        .filter(|i| image.facts.holds(&i.path) && seen.insert(&i.path))
+        .collect();
+    let paths: Vec<(PathBuf, u64)> = present
+        .iter()
+        .map(|i| (image.facts.image_path_of(&i.path), i.nar_size))
+        .collect();
     let digests = nar::nar_digests(&image.image, &paths);
     for (info, digest) in present.iter().zip(digests) {
         match (digest, parse_sha256(&info.nar_hash)) {
+            (Err(nar::Error::TooLong { limit }), _) => findings.add(
+                &info.path,
+                format!(
+                    "the image holds more than the {limit} bytes of NAR the \
+                     closure description records"
+                ),
+            ),
             (Err(err), _) => {
                 findings.add(&info.path, format!("cannot be read: {err:#}"))
             }
@@ -372,7 +495,9 @@ fn nar_digests(findings: &mut Findings, image: &Opened) {
 }
 
 /// Every store path a unit portabled attaches names is in the image, or,
-/// for an extension, in its base.
+/// for an extension, in its base, and so is the store path every symlink
+/// outside the store points into (what it points at may be missing, as
+/// the `symlinks` argument allows).
 fn named_paths(
     findings: &mut Findings,
     image: &Opened,
@@ -380,53 +505,132 @@ fn named_paths(
 ) {
     let left_to_base: BTreeSet<&StorePath> =
         image.facts.base.iter().flat_map(|b| b.paths.iter()).collect();
+    // (who names it, the path named, whether the whole path must exist)
+    let mut named: Vec<(String, &String, bool)> = Vec::new();
     for unit in image.facts.attached_units() {
-        let at = unit.path.display();
-        for named in &unit.names {
-            let Ok((store_path, sub_path)) =
-                StorePath::split_absolute_path(named)
-            else {
-                findings.add(
-                    &at,
-                    format!("names {named}, which is not a store path"),
-                );
-                continue;
-            };
-            let holder = if image.facts.holds(&store_path) {
-                Some(image)
-            } else if left_to_base.contains(&store_path) {
-                match base {
-                    Some(base) if base.facts.holds(&store_path) => Some(base),
-                    Some(_) => None,
-                    // Without the base at hand, its manifest is trusted.
-                    None => continue,
-                }
-            } else {
-                None
-            };
-            let Some(holder) = holder else {
-                findings.add(
-                    &at,
-                    format!("names {named}, which is not in the image"),
-                );
-                continue;
-            };
-            // A path with a specifier (%i) is only known when the unit runs.
-            if sub_path.is_empty() || sub_path.contains('%') {
+        let at = unit.path.display().to_string();
+        named.extend(unit.names.iter().map(|n| (at.clone(), n, true)));
+    }
+    let targets: Vec<(String, String)> = image
+        .facts
+        .symlinks
+        .iter()
+        .filter(|s| s.target.starts_with(NIX_STORE_DIR))
+        .map(|s| {
+            let target = s.target.to_string_lossy().into_owned();
+            (s.path.display().to_string(), target)
+        })
+        .collect();
+    named.extend(targets.iter().map(|(at, t)| (at.clone(), t, false)));
+
+    // (who names it, the path named, where its holder keeps it)
+    let mut lookups: [Vec<(String, &String, PathBuf)>; 2] = Default::default();
+    for (at, named, whole) in named {
+        let Ok((store_path, sub_path)) = StorePath::split_absolute_path(named)
+        else {
+            findings
+                .add(&at, format!("names {named}, which is not a store path"));
+            continue;
+        };
+        let holder = if image.facts.holds(&store_path) {
+            Some((0, image))
+        } else if left_to_base.contains(&store_path) {
+            match base {
+                Some(base) if base.facts.holds(&store_path) => Some((1, base)),
+                Some(_) => None,
+                // Without the base at hand, its manifest is trusted.
+                None => continue,
+            }
+        } else {
+            None
+        };
+        let Some((which, holder)) = holder else {
+            findings
+                .add(&at, format!("names {named}, which is not in the image"));
+            continue;
+        };
+        // A path with a specifier (%i) is only known when the unit runs.
+        if !whole || sub_path.is_empty() || sub_path.contains('%') {
+            continue;
+        }
+        let in_image = holder
+            .facts
+            .image_path_of(&store_path)
+            .join(sub_path.trim_start_matches('/'));
+        lookups[which].push((at, named, in_image));
+    }
+    for (lookups, holder) in lookups.iter().zip([Some(image), base]) {
+        let Some(holder) = holder else { continue };
+        let wanted: BTreeSet<&Path> =
+            lookups.iter().map(|(_, _, p)| p.as_path()).collect();
+        let found = match existing(&holder.image, &wanted) {
+            Ok(found) => found,
+            Err(err) => {
+                findings.add(&holder.facts.image, format!("{err}"));
                 continue;
             }
-            let in_image = holder
-                .facts
-                .image_path_of(&store_path)
-                .join(sub_path.trim_start_matches('/'));
-            if holder.image.entry(&in_image).is_err() {
+        };
+        for (at, named, in_image) in lookups {
+            if !found.contains(in_image.as_path()) {
                 findings.add(
-                    &at,
+                    at,
                     format!("names {named}, which is not in the image"),
                 );
             }
         }
     }
+}
+
+/// Which of `paths` are in `image` (as entries of any kind, symlinks not
+/// followed). Each directory's listing is read once, matched against the
+/// sorted names sought in it, however many paths lead through it.
+fn existing<'a>(
+    image: &Image,
+    paths: &BTreeSet<&'a Path>,
+) -> squashfs::Result<BTreeSet<&'a Path>> {
+    #[derive(Default)]
+    struct Wanted<'a> {
+        /// The path that ends here, if one does.
+        ends: Option<&'a Path>,
+        below: BTreeMap<OsString, Wanted<'a>>,
+    }
+    let mut root = Wanted::default();
+    for path in paths {
+        let mut node = &mut root;
+        for part in path.iter().skip(1) {
+            node = node.below.entry(part.to_os_string()).or_default();
+        }
+        node.ends = Some(path);
+    }
+    let mut found = BTreeSet::new();
+    let mut pending = vec![(image.root()?, root)];
+    while let Some((dir, wanted)) = pending.pop() {
+        if wanted.below.is_empty() {
+            continue;
+        }
+        let mut wanted = wanted.below.into_iter().peekable();
+        for child in image.children(&dir)? {
+            let child = child?;
+            let name = child.path.file_name().unwrap_or_default();
+            while wanted
+                .peek()
+                .is_some_and(|(w, _)| w.as_bytes() < name.as_bytes())
+            {
+                wanted.next();
+            }
+            let Some((_, node)) = wanted.next_if(|(w, _)| w == name) else {
+                if wanted.peek().is_none() {
+                    break;
+                }
+                continue;
+            };
+            found.extend(node.ends);
+            if child.kind() == EntryKind::Directory {
+                pending.push((child, node));
+            }
+        }
+    }
+    Ok(found)
 }
 
 pub fn run(
@@ -612,6 +816,10 @@ mod tests {
         assert_eq!(
             lines(rules(&extension, Some(&base))),
             [
+                format!(
+                    "{A}: is in this extension image and in its base: systemd \
+                     would lay the extension's copy over the base's"
+                ),
                 format!("{B}: is left to the base, but base_1.raw does not hold it"),
                 format!("{release}: has SYSEXT_SCOPE=system, without 'portable'"),
                 "/usr/lib/os-release: is in an extension image, which systemd \

@@ -113,10 +113,11 @@ fn build(layers: &[&Path], partial: &Path) -> Result<Stats> {
             .copy_from(source, base + start, end - start)
             .map_err(|e| e.in_file(path))?;
         data_bytes += end - start;
-        let count = image.fragments().len() as u32;
+        let layer_fragments = image.fragments()?;
+        let count = layer_fragments.len() as u32;
         let moved =
             Moved { start, end, landed, first_fragment: fragments, count };
-        for fragment in image.fragments() {
+        for fragment in layer_fragments {
             let len = fragment.size.stored_len().into();
             let at = moved
                 .block(fragment.start, len)

@@ -3,7 +3,7 @@ Little-endian fields out of a byte slice, where running out of bytes is an
 error (the image is corrupt), never a panic.
 */
 
-use super::error::{Error, Result};
+use super::error::{Error, ErrorKind, Result};
 
 pub struct Cursor<'a> {
     bytes: &'a [u8],
@@ -21,10 +21,13 @@ impl<'a> Cursor<'a> {
 
     pub fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if n > self.remaining() {
-            return Err(Error::corrupt(format!(
-                "{n} bytes needed where {} are left",
-                self.remaining()
-            )));
+            return Err(Error::new(
+                ErrorKind::Short,
+                format!(
+                    "{n} bytes needed where {} are left",
+                    self.remaining()
+                ),
+            ));
         }
         let taken = &self.bytes[self.pos..self.pos + n];
         self.pos += n;

@@ -18,6 +18,11 @@ pub enum ErrorKind {
     Io,
     /// The bytes are not a squashfs 4.0 image, or a damaged one.
     Corrupt,
+    /// A record runs past the bytes it was parsed from: corrupt, unless
+    /// more bytes were to be had (the reader then reads more).
+    Short,
+    /// A file larger than the caller reads whole.
+    TooBig,
     /// A valid image that uses something this code does not handle.
     Unsupported,
     /// No entry has this path.

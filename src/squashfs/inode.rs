@@ -10,6 +10,10 @@ use super::error::{Error, ErrorKind, Result};
 
 pub const NO_FRAGMENT: u32 = u32::MAX;
 pub const NO_XATTR: u32 = u32::MAX;
+/// The most data blocks a file may have here: 4 TiB in blocks of 1 MiB,
+/// 16 GiB in blocks of 4 KiB. It bounds the memory of reading an inode,
+/// whose block list is read whole.
+pub const MAX_BLOCKS: u64 = 1 << 22;
 /// Linux's limit for a symlink's target (`PATH_MAX` less the NUL); the
 /// kernel's squashfs refuses more than a page.
 pub const MAX_SYMLINK: usize = 4095;
@@ -427,13 +431,31 @@ fn file(
             "a fragment offset of {offset} in blocks of {block_size}"
         )));
     }
+    if fragment.is_some() && size.is_multiple_of(u64::from(block_size)) {
+        return Err(Error::corrupt(format!(
+            "a file of {size} bytes, a whole number of blocks, with a tail \
+             in a fragment (the kernel refuses it: `squashfs_read_inode`)"
+        )));
+    }
     let count = File::block_count(size, block_size, fragment.is_some());
+    if count > MAX_BLOCKS {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "a file of {size} bytes in {count} blocks; this reader takes \
+                 files of at most {MAX_BLOCKS} blocks"
+            ),
+        ));
+    }
     // Checked before allocating: a corrupt size must not reserve memory.
     if count > (c.remaining() / 4) as u64 {
-        return Err(Error::corrupt(format!(
-            "a file of {size} bytes needs {count} block sizes, which the \
-             inode table does not hold"
-        )));
+        return Err(Error::new(
+            ErrorKind::Short,
+            format!(
+                "a file of {size} bytes needs {count} block sizes, which the \
+                 inode table does not hold"
+            ),
+        ));
     }
     let mut blocks = Vec::with_capacity(count as usize);
     for _ in 0..count {

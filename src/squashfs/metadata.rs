@@ -7,8 +7,12 @@ header's low 15 bits are the stored size and bit 15 says the data is
 stored as it is. A table is its blocks back to back, so a reference to a
 byte in it is the stored offset of a block from the table's start and an
 offset into that block's decoded bytes; a record may run on into the next
-block, which is why a table is decoded as one run of bytes here.
+block, so a table is read as one run of decoded bytes (`Table`), whose
+blocks are decoded as they are needed.
 */
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
 use super::compressor::Codec;
 use super::error::{Error, Result};
@@ -36,13 +40,10 @@ impl MetaRef {
     }
 }
 
-/// Reads the block at `pos`; returns its decoded bytes and where the next
-/// block starts.
-pub fn read_block(
-    source: &Source,
-    codec: &Codec,
-    pos: u64,
-) -> Result<(Vec<u8>, u64)> {
+/// A block's header at `pos`: whether it is stored as it is, and its
+/// stored size, 1 to 8 KiB (the kernel refuses more or none,
+/// `block.c`, `squashfs_read_data`).
+fn header(source: &Source, pos: u64) -> Result<(bool, usize)> {
     let mut header = [0; 2];
     source.read_at(pos, &mut header)?;
     let header = u16::from_le_bytes(header);
@@ -53,8 +54,19 @@ pub fn read_block(
         ))
         .at(pos));
     }
+    Ok((header & STORED != 0, size))
+}
+
+/// Reads the block at `pos`; returns its decoded bytes and where the next
+/// block starts.
+pub fn read_block(
+    source: &Source,
+    codec: &Codec,
+    pos: u64,
+) -> Result<(Vec<u8>, u64)> {
+    let (stored_as_is, size) = header(source, pos)?;
     let stored = source.read_vec(pos + 2, size)?;
-    let data = if header & STORED != 0 {
+    let data = if stored_as_is {
         stored
     } else {
         let mut out = Vec::with_capacity(BLOCK_SIZE);
@@ -66,27 +78,48 @@ pub fn read_block(
     Ok((data, pos + 2 + size as u64))
 }
 
-/// A whole table decoded, with the stored offset of each block so that
-/// references can be turned into positions.
-#[derive(Debug, Default)]
+/// Decoded blocks kept per table: enough for a walk in tree order, where
+/// neighbours share blocks, and for a few threads doing so at once.
+const CACHED_BLOCKS: usize = 64;
+
+/// A table whose blocks are decoded when a record in them is read, as the
+/// kernel reads them, so that memory does not depend on how much the
+/// image's tables decode to.
+///
+/// Opening it walks the block headers only, and holds the table to the
+/// form mksquashfs writes (`mksquashfs.c`: every block but the last is
+/// filled to 8 KiB before it is compressed): a position in the decoded
+/// table is then `8192 * block + offset`, which is also how the kernel
+/// turns a directory index into a place in a listing (`namei.c`,
+/// `get_dir_index_using_name`). A block that decodes to another size is
+/// an error when it is read.
+#[derive(Debug)]
 pub struct Table {
-    bytes: Vec<u8>,
-    /// (stored offset from the table's start, start in `bytes`), sorted.
-    blocks: Vec<(u32, usize)>,
+    source: Arc<Source>,
+    codec: Codec,
+    /// Where its first block's header is in the image.
+    start: u64,
+    /// The stored offset of each block's header from `start`.
+    blocks: Vec<u32>,
+    /// The decoded size of the whole table.
+    len: usize,
+    cache: Mutex<VecDeque<(usize, Arc<Vec<u8>>)>>,
 }
 
 impl Table {
-    /// Decodes the blocks that fill `start..end` of the image.
+    /// Finds the blocks that fill `start..end` of the image, and decodes
+    /// the last to learn the table's size.
     pub fn read(
-        source: &Source,
+        source: Arc<Source>,
         codec: &Codec,
         start: u64,
         end: u64,
     ) -> Result<Table> {
-        let mut table = Table::default();
+        let mut blocks = Vec::new();
         let mut pos = start;
         while pos < end {
-            let (data, next) = read_block(source, codec, pos)?;
+            let (_, stored) = header(&source, pos)?;
+            let next = pos + 2 + stored as u64;
             if next > end {
                 return Err(Error::corrupt(format!(
                     "a metadata block runs past the table's end at {end}"
@@ -95,36 +128,106 @@ impl Table {
             }
             let block = u32::try_from(pos - start)
                 .map_err(|_| Error::corrupt("a table over 4 GiB").at(pos))?;
-            table.blocks.push((block, table.bytes.len()));
-            table.bytes.extend(data);
+            blocks.push(block);
             pos = next;
+        }
+        let mut table = Table {
+            source,
+            codec: codec.clone(),
+            start,
+            blocks,
+            len: 0,
+            cache: Mutex::new(VecDeque::new()),
+        };
+        if let Some(last) = table.blocks.len().checked_sub(1) {
+            table.len = last * BLOCK_SIZE + table.block(last)?.len();
         }
         Ok(table)
     }
 
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+    /// The decoded size.
+    pub fn len(&self) -> usize {
+        self.len
     }
 
-    /// The position in `bytes()` that `r` names.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The position in the decoded table that `r` names.
     pub fn position(&self, r: MetaRef) -> Result<usize> {
-        let found = self.blocks.binary_search_by_key(&r.block, |b| b.0);
-        let Ok(i) = found else {
+        let Ok(i) = self.blocks.binary_search(&r.block) else {
             return Err(Error::corrupt(format!(
                 "a reference to block {} of a table, where no block starts",
                 r.block
             )));
         };
-        let start = self.blocks[i].1;
-        let end = self.blocks.get(i + 1).map_or(self.bytes.len(), |b| b.1);
-        if usize::from(r.offset) >= end - start {
+        let at = i * BLOCK_SIZE + usize::from(r.offset);
+        if usize::from(r.offset) >= BLOCK_SIZE || at >= self.len {
             return Err(Error::corrupt(format!(
-                "a reference to offset {} of a {}-byte metadata block",
-                r.offset,
-                end - start
+                "a reference to offset {} of block {}, beyond the table's \
+                 {} bytes",
+                r.offset, r.block, self.len
             )));
         }
-        Ok(start + usize::from(r.offset))
+        Ok(at)
+    }
+
+    /// The reference to the decoded position `at` (`position`'s
+    /// inverse), if the table reaches that far.
+    pub fn reference(&self, at: usize) -> Option<MetaRef> {
+        let block = *self.blocks.get(at / BLOCK_SIZE)?;
+        Some(MetaRef { block, offset: (at % BLOCK_SIZE) as u16 })
+    }
+
+    /// The `len` decoded bytes at `at`.
+    pub fn read_at(&self, at: usize, len: usize) -> Result<Vec<u8>> {
+        if at.checked_add(len).is_none_or(|end| end > self.len) {
+            return Err(Error::corrupt(format!(
+                "{len} bytes at {at} of a table of {} bytes",
+                self.len
+            )));
+        }
+        let mut out = Vec::with_capacity(len);
+        while out.len() < len {
+            let pos = at + out.len();
+            let block = self.block(pos / BLOCK_SIZE)?;
+            let from = pos % BLOCK_SIZE;
+            let n = (block.len() - from).min(len - out.len());
+            out.extend_from_slice(&block[from..from + n]);
+        }
+        Ok(out)
+    }
+
+    /// Up to `len` decoded bytes at `at`: fewer where the table ends.
+    pub fn read_up_to(&self, at: usize, len: usize) -> Result<Vec<u8>> {
+        self.read_at(at, len.min(self.len.saturating_sub(at)))
+    }
+
+    /// The decoded block `i`.
+    fn block(&self, i: usize) -> Result<Arc<Vec<u8>>> {
+        let cache = || self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, block)) = cache().iter().find(|(n, _)| *n == i) {
+            return Ok(block.clone());
+        }
+        let pos = self.start + u64::from(self.blocks[i]);
+        let (data, _) = read_block(&self.source, &self.codec, pos)?;
+        let last = i + 1 == self.blocks.len();
+        if !last && data.len() != BLOCK_SIZE {
+            return Err(Error::corrupt(format!(
+                "a metadata block of {} bytes before the table's last; \
+                 mksquashfs fills every block but the last to {BLOCK_SIZE}",
+                data.len()
+            ))
+            .at(pos));
+        }
+        let block = Arc::new(data);
+        let mut cache = cache();
+        if cache.len() == CACHED_BLOCKS {
+            cache.pop_front();
+        }
+        cache.push_back((i, block.clone()));
+        Ok(block)
     }
 }
 
@@ -222,14 +325,35 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t");
         std::fs::write(&path, &table).unwrap();
-        let source = Source::open(&path, None).unwrap();
-        let read =
-            Table::read(&source, &codec, 0, table.len() as u64).unwrap();
-        assert_eq!(read.bytes(), &[7; 8201][..]);
+        let source = Arc::new(Source::open(&path, None).unwrap());
+        let read = Table::read(source.clone(), &codec, 0, table.len() as u64)
+            .unwrap();
+        assert_eq!(read.len(), 8201);
+        assert_eq!(read.read_at(0, 8201).unwrap(), [7; 8201]);
         assert_eq!(read.position(second).unwrap(), 8200);
+        assert_eq!(read.reference(8200), Some(second));
         let past = MetaRef { block: second.block, offset: 9 };
         assert!(read.position(past).is_err());
+        assert!(read.read_at(8200, 2).is_err());
         let nowhere = MetaRef { block: 1, offset: 0 };
         assert!(read.position(nowhere).is_err());
+    }
+
+    /// A block short of 8 KiB before the last: its records would lie
+    /// elsewhere for the kernel, which counts 8 KiB a block.
+    #[test]
+    fn a_short_block_before_the_last_is_refused() {
+        let codec = Codec::new(Compressor::Gzip, None, 4096).unwrap();
+        let mut stored = Vec::new();
+        push_block(&mut stored, &codec, &[1; 100]).unwrap();
+        push_block(&mut stored, &codec, &[2; 100]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t");
+        std::fs::write(&path, &stored).unwrap();
+        let source = Arc::new(Source::open(&path, None).unwrap());
+        let table =
+            Table::read(source, &codec, 0, stored.len() as u64).unwrap();
+        let err = table.read_at(0, 1).unwrap_err();
+        assert!(err.to_string().contains("before the table's last"), "{err}");
     }
 }

@@ -152,6 +152,7 @@ together; its module doc says how a layer's data blocks are found.
 
 pub mod assemble;
 mod bytes;
+pub mod check;
 pub mod compressor;
 pub mod directory;
 mod error;

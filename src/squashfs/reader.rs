@@ -1,18 +1,26 @@
 /*!
-Reads an image: its superblock, its tree, and its files' bytes.
+Reads an image: its superblock, its tree, and its files' bytes, seeing
+what the kernel sees when it mounts the image.
 
-Opening reads the superblock, the options, the id and fragment tables and
-the whole inode and directory tables (decoded, they are a few bytes per
-entry: a few MB for a closure of hundreds of thousands of files), so that
-walking the tree costs no I/O. File data is read when asked for, with
+Opening checks what the kernel checks at mount (`fs/squashfs/super.c`,
+`squashfs_fill_super`, and the table readers it calls: `id.c`,
+`export.c`, `xattr_id.c`, `fragment.c`; the options in
+`decompressor.c`, `lz4_wrapper.c`, `xz_wrapper.c`), so an image the
+kernel will not mount does not open. The inode and directory tables are
+then read as the kernel reads them, a metadata block when a record in it
+is needed (`metadata::Table`); directory listings are read entry by
+entry and checked against their index (`directory::Listing`). Memory so
+depends on how deep the tree is and on the few blocks kept decoded, not
+on sizes the image claims. File data is read when asked for, with
 positioned reads on one shared file handle: an `Image` is cheap to clone
 and `Sync`, and threads reading different files do not wait for each
-other. Only the few most recent fragment blocks are kept decoded.
+other.
 
 Nothing in the image is trusted: every size, count, offset and reference
 is checked before it is used, and a bad one is an `Error` of kind
 `Corrupt` naming the image and, where known, the byte, never a panic or an
-allocation the size of a corrupt field.
+allocation the size of a corrupt field. What only a walk of the whole
+tree can show (inode numbers, link counts) is `check`'s.
 */
 
 use std::collections::{HashSet, VecDeque};
@@ -22,22 +30,28 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use super::bytes::Cursor;
 use super::compressor::{Codec, Compressor};
-use super::directory::{self, DirEntry};
+use super::directory::{DirEntry, Listing};
 use super::error::{Error, ErrorKind, Result};
 use super::inode::{self, BlockSize, Directory, Inode, InodeData};
 use super::metadata::{self, MetaRef, Table};
 use super::source::Source;
 use super::superblock::{self, Flags, Superblock, NO_TABLE};
-use super::table::{self, Fragment};
+use super::table::{self, Fragment, IndexEnd, Records};
 
 /// Fragment blocks kept decoded: enough for a few threads reading files in
 /// tree order, where neighbours share fragment blocks.
 const FRAGMENT_CACHE: usize = 16;
 
-/// Deeper than any real tree (Linux's paths stop at 4096 bytes); it stops
-/// a walk around a loop of directories in a corrupt image.
-const MAX_DEPTH: usize = 2048;
+/// Linux's `PATH_MAX` less the NUL: a longer path cannot be opened by
+/// name, and walks refuse it, which also bounds what they hold (a path
+/// per open directory) and ends a walk around a loop of directories.
+pub const MAX_PATH: usize = 4095;
+
+/// The most bytes an inode takes: an extended directory with 65,535
+/// index entries of 256-byte names, or a file of `inode::MAX_BLOCKS`.
+const MAX_INODE: usize = 18 << 20;
 
 #[derive(Clone, Debug)]
 pub struct Image {
@@ -47,16 +61,18 @@ pub struct Image {
 #[derive(Debug)]
 struct Inner {
     path: PathBuf,
-    source: Source,
+    source: Arc<Source>,
     superblock: Superblock,
     codec: Codec,
     ids: Vec<u32>,
-    fragments: Vec<Fragment>,
+    fragments: Records,
+    /// The export table, which maps inode numbers to inodes for NFS.
+    exports: Option<Records>,
     inodes: Table,
     directories: Table,
     /// Where the options end and data blocks may start.
     data_start: u64,
-    /// Where the first table starts: data blocks end before it.
+    /// Where the inode table starts: data blocks end before it.
     tables_start: u64,
     cache: Mutex<VecDeque<(u32, Arc<Vec<u8>>)>>,
 }
@@ -130,15 +146,17 @@ impl Image {
     }
 
     fn load(path: &Path, range: Option<(u64, u64)>) -> Result<Image> {
-        let source = Source::open(path, range)?;
+        let source = Arc::new(Source::open(path, range)?);
         let mut sb = [0; superblock::SIZE];
         source.read_at(0, &mut sb)?;
         let sb = Superblock::parse(&sb)?;
-        if sb.bytes_used > source.size() {
+        // A loop device shows whole 512-byte sectors only.
+        let device = source.size() / 512 * 512;
+        if sb.bytes_used > device {
             return Err(Error::corrupt(format!(
-                "the superblock says {} bytes are used, the image has {}",
-                sb.bytes_used,
-                source.size()
+                "the superblock says {} bytes are used, the image has {} \
+                 (in whole 512-byte sectors, as a loop device shows it)",
+                sb.bytes_used, device
             ))
             .at(40));
         }
@@ -155,58 +173,70 @@ impl Image {
         };
         let codec = Codec::new(compressor, options.as_deref(), sb.block_size)
             .map_err(|e| e.at(superblock::SIZE as u64))?;
-        let ids =
-            table::read_ids(&source, &codec, sb.id_table_start, sb.id_count)?;
-        let fragments = if sb.fragment_count == 0 {
-            Vec::new()
-        } else {
-            table::read_fragments(
-                &source,
+        let tables = Tables::read(&source, &sb)?;
+        let ids = table::Records::new(
+            source.clone(),
+            &codec,
+            sb.id_table_start,
+            tables.ids,
+            sb.id_count.into(),
+            4,
+        )
+        .all()?;
+        let ids = ids
+            .chunks(4)
+            .map(|w| Cursor::new(w).u32())
+            .collect::<Result<_>>()?;
+        let fragments = Records::new(
+            source.clone(),
+            &codec,
+            sb.fragment_table_start,
+            tables.fragments,
+            sb.fragment_count.into(),
+            16,
+        );
+        let exports = tables.exports.map(|index| {
+            Records::new(
+                source.clone(),
                 &codec,
-                sb.fragment_table_start,
-                sb.fragment_count,
-                sb.block_size,
-            )?
-        };
-        let bounds = table_bounds(&source, &sb)?;
-        let tables_start = bounds[0];
-        if tables_start < data_start {
+                sb.lookup_table_start,
+                index,
+                sb.inode_count.into(),
+                8,
+            )
+        });
+        if sb.inode_table_start < data_start {
             return Err(Error::corrupt(format!(
-                "a table starts at {tables_start}, within the superblock and \
-                 options ({data_start} bytes)"
+                "the inode table starts at {}, within the superblock and \
+                 options ({data_start} bytes)",
+                sb.inode_table_start
             )));
         }
-        let end_of = |start: u64| {
-            bounds
-                .iter()
-                .copied()
-                .find(|b| *b > start)
-                .unwrap_or(sb.bytes_used)
-        };
         let inodes = Table::read(
-            &source,
+            source.clone(),
             &codec,
             sb.inode_table_start,
             sb.directory_table_start,
         )?;
         let directories = Table::read(
-            &source,
+            source.clone(),
             &codec,
             sb.directory_table_start,
-            end_of(sb.directory_table_start),
+            tables.directories_end,
         )?;
         Ok(Image {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 source,
+                tables_start: sb.inode_table_start,
                 superblock: sb,
                 codec,
                 ids,
                 fragments,
+                exports,
                 inodes,
                 directories,
                 data_start,
-                tables_start,
                 cache: Mutex::new(VecDeque::new()),
             }),
         })
@@ -244,8 +274,35 @@ impl Image {
         &self.inner.ids
     }
 
-    pub fn fragments(&self) -> &[Fragment] {
-        &self.inner.fragments
+    /// Every fragment table entry (the assembly copies them all).
+    pub fn fragments(&self) -> Result<Vec<Fragment>> {
+        let records = &self.inner.fragments;
+        (0..records.len()).map(|i| self.fragment_entry(i as u32)).collect()
+    }
+
+    /// The fragment table entry `index`.
+    fn fragment_entry(&self, index: u32) -> Result<Fragment> {
+        let records = &self.inner.fragments;
+        let bytes = records.get(index.into()).map_err(|e| self.err(e))?;
+        table::parse_fragment(&bytes, index.into(), self.block_size())
+            .map_err(|e| self.err(e))
+    }
+
+    /// The export table's entry for inode number `number`: the inode's
+    /// reference, if the image has the table.
+    pub fn export(&self, number: u32) -> Option<Result<MetaRef>> {
+        let records = self.inner.exports.as_ref()?;
+        let raw = number
+            .checked_sub(1)
+            .ok_or_else(|| Error::corrupt("inode number 0"))
+            .and_then(|i| records.get(i.into()))
+            .and_then(|bytes| Cursor::new(&bytes).u64());
+        Some(raw.map(MetaRef::from_raw).map_err(|e| self.err(e)))
+    }
+
+    /// The decoded sizes of the inode and directory tables.
+    pub fn table_sizes(&self) -> (usize, usize) {
+        (self.inner.inodes.len(), self.inner.directories.len())
     }
 
     /// The bytes where data and fragment blocks may be: after the
@@ -263,20 +320,40 @@ impl Image {
         e.in_file(&self.inner.path)
     }
 
-    /// The inode at `r` in the inode table.
+    /// The inode at `r` in the inode table. Its length shows only as it is
+    /// parsed, so it is read in growing pieces, to at most `MAX_INODE`.
     pub fn inode(&self, r: MetaRef) -> Result<Inode> {
         let inodes = &self.inner.inodes;
-        let parsed = inodes.position(r).and_then(|at| {
-            Inode::parse(&inodes.bytes()[at..], self.block_size())
-        });
-        parsed.map_err(|e| {
+        let parse = |at: usize| {
+            let mut want = 256;
+            loop {
+                let bytes = inodes.read_up_to(at, want)?;
+                let reached_end = bytes.len() < want || want >= MAX_INODE;
+                match Inode::parse(&bytes, self.block_size()) {
+                    Err(e) if !reached_end && e.kind() == ErrorKind::Short => {
+                        want = (want * 4).min(MAX_INODE);
+                    }
+                    parsed => return parsed,
+                }
+            }
+        };
+        let parsed = inodes.position(r).and_then(parse);
+        let inode = parsed.map_err(|e| {
             self.err(Error::corrupt(format!(
                 "the inode at block {} offset {}: {}",
                 r.block,
                 r.offset,
                 e.message()
             )))
-        })
+        })?;
+        if inode.number == 0 {
+            return Err(self.err(Error::corrupt(format!(
+                "the inode at block {} offset {} has number 0, which the \
+                 kernel refuses",
+                r.block, r.offset
+            ))));
+        }
+        Ok(inode)
     }
 
     pub fn root(&self) -> Result<Entry> {
@@ -309,48 +386,47 @@ impl Image {
         Ok(Entry { path, inode_ref: r, inode, uid, gid })
     }
 
-    /// The entries of a directory, sorted by name.
-    pub fn read_dir(&self, dir: &Directory) -> Result<Vec<DirEntry>> {
-        let table = &self.inner.directories;
-        let listing = dir.size.checked_sub(3).ok_or_else(|| {
-            Error::corrupt(format!("a directory of size {}", dir.size))
-        });
-        let entries = listing.and_then(|len| {
-            if len == 0 {
-                return Ok(Vec::new());
-            }
-            let r = MetaRef { block: dir.start_block, offset: dir.offset };
-            let at = table.position(r)?;
-            directory::parse(&table.bytes()[at..], len as usize)
-        });
-        let mut entries = entries.map_err(|e| self.err(e))?;
-        if !entries.is_sorted_by(|a, b| a.name < b.name) {
-            entries.sort_by(|a, b| a.name.cmp(&b.name));
-            if entries.windows(2).any(|w| w[0].name == w[1].name) {
-                return Err(self
-                    .err(Error::corrupt("a directory names an entry twice")));
-            }
-        }
-        Ok(entries)
+    /// The entries of a directory, in the listing's order, which is the
+    /// names' byte order; checked as they are read (see
+    /// `directory::Listing`).
+    pub fn listing(
+        &self,
+        dir: &Directory,
+    ) -> Result<impl Iterator<Item = Result<DirEntry>> + '_> {
+        let listing = Listing::new(&self.inner.directories, dir);
+        let listing = listing.map_err(|e| self.err(e))?;
+        Ok(listing.map(|e| e.map_err(|e| self.err(e))))
     }
 
     /// The entries of the directory `dir`, sorted by name; none for
     /// anything else.
-    pub fn children(&self, dir: &Entry) -> Result<Vec<Entry>> {
-        let InodeData::Directory(listing) = &dir.inode.data else {
-            return Ok(Vec::new());
+    pub fn children<'a>(
+        &'a self,
+        dir: &'a Entry,
+    ) -> Result<impl Iterator<Item = Result<Entry>> + 'a> {
+        let listing = match &dir.inode.data {
+            InodeData::Directory(listing) => Some(self.listing(listing)?),
+            _ => None,
         };
-        self.read_dir(listing)?
-            .iter()
-            .map(|e| self.child(&dir.path, e))
-            .collect()
+        Ok(listing
+            .into_iter()
+            .flatten()
+            .map(|e| e.and_then(|e| self.child(&dir.path, &e))))
     }
 
     /// The entry of a directory's child, checked against what the
     /// directory says of it.
     fn child(&self, parent: &Path, e: &DirEntry) -> Result<Entry> {
-        let inode = self.inode(e.inode)?;
         let path = parent.join(OsStr::from_bytes(&e.name));
+        if path.as_os_str().len() > MAX_PATH {
+            return Err(self.err(Error::corrupt(format!(
+                "a path of {} bytes under {}, longer than Linux opens \
+                 ({MAX_PATH})",
+                path.as_os_str().len(),
+                parent.display()
+            ))));
+        }
+        let inode = self.inode(e.inode)?;
         if inode.data.basic_type() != e.kind || inode.number != e.number {
             return Err(self.err(Error::corrupt(format!(
                 "{}: the directory says type {} inode {}, the inode says type \
@@ -400,23 +476,25 @@ impl Image {
                     ),
                 )));
             };
-            let entries = self.read_dir(dir)?;
-            let found = entries
-                .binary_search_by(|e| e.name.as_slice().cmp(name.as_bytes()))
-                .map_err(|_| {
-                    self.err(Error::new(
-                        ErrorKind::NotFound,
-                        format!("{} is not in the image", path.display()),
-                    ))
-                })?;
-            entry = self.child(&entry.path, &entries[found])?;
+            let mut found = None;
+            for e in self.listing(dir)? {
+                let e = e?;
+                match e.name.as_slice().cmp(name.as_bytes()) {
+                    std::cmp::Ordering::Less => continue,
+                    std::cmp::Ordering::Equal => found = Some(e),
+                    std::cmp::Ordering::Greater => {}
+                }
+                break;
+            }
+            let Some(found) = found else {
+                return Err(self.err(Error::new(
+                    ErrorKind::NotFound,
+                    format!("{} is not in the image", path.display()),
+                )));
+            };
+            entry = self.child(&entry.path, &found)?;
         }
         Ok(entry)
-    }
-
-    /// A reader of the contents of the file at `path`.
-    pub fn open_file(&self, path: &Path) -> Result<FileReader> {
-        self.open_entry(&self.entry(path)?)
     }
 
     /// A reader of `entry`, a file found already (without looking its path
@@ -431,16 +509,27 @@ impl Image {
         }
     }
 
-    /// The contents of the file at `path`.
-    pub fn read_file(&self, path: &Path) -> Result<Vec<u8>> {
-        self.read_entry(&self.entry(path)?)
+    /// The contents of the file at `path`, if it holds at most `limit`
+    /// bytes.
+    pub fn read_file(&self, path: &Path, limit: u64) -> Result<Vec<u8>> {
+        self.read_entry(&self.entry(path)?, limit)
     }
 
-    /// The contents of `entry`, a file found already.
-    pub fn read_entry(&self, entry: &Entry) -> Result<Vec<u8>> {
+    /// The contents of `entry`, a file found already, if it holds at most
+    /// `limit` bytes.
+    pub fn read_entry(&self, entry: &Entry, limit: u64) -> Result<Vec<u8>> {
         let mut reader = self.open_entry(entry)?;
-        let mut bytes =
-            Vec::with_capacity(reader.file.size.min(64 << 20) as usize);
+        if reader.file.size > limit {
+            return Err(self.err(Error::new(
+                ErrorKind::TooBig,
+                format!(
+                    "{} holds {} bytes, more than the {limit} read of it",
+                    entry.path.display(),
+                    reader.file.size
+                ),
+            )));
+        }
+        let mut bytes = Vec::with_capacity(reader.file.size as usize);
         reader
             .read_to_end(&mut bytes)
             .map_err(|e| into_error(e, &entry.path))?;
@@ -467,13 +556,7 @@ impl Image {
         if let Some((_, block)) = cache().iter().find(|(i, _)| *i == index) {
             return Ok(block.clone());
         }
-        let fragment =
-            self.inner.fragments.get(index as usize).ok_or_else(|| {
-                self.err(Error::corrupt(format!(
-                    "fragment {index} of {}",
-                    self.inner.fragments.len()
-                )))
-            })?;
+        let fragment = self.fragment_entry(index)?;
         let block =
             Arc::new(self.read_block(fragment.start, fragment.size, None)?);
         let mut cache = cache();
@@ -528,30 +611,30 @@ impl Image {
     }
 }
 
+/// The rest of a directory's listing.
+type Rest<'a> = Box<dyn Iterator<Item = Result<DirEntry>> + 'a>;
+
 /// Entries depth-first; see `Image::entries`.
 pub struct Entries<'a> {
     image: &'a Image,
-    /// Per open directory: its path and its children left, reversed.
-    stack: Vec<(PathBuf, Vec<DirEntry>)>,
+    /// Per open directory: its path and the rest of its listing.
+    stack: Vec<(PathBuf, Rest<'a>)>,
     /// Directories entered, so that a corrupt image's loop ends.
     seen: HashSet<MetaRef>,
     started: bool,
 }
 
-impl Entries<'_> {
+impl<'a> Entries<'a> {
     fn enter(&mut self, entry: &Entry) -> Result<()> {
         if let InodeData::Directory(dir) = &entry.inode.data {
-            if !self.seen.insert(entry.inode_ref)
-                || self.stack.len() >= MAX_DEPTH
-            {
+            if !self.seen.insert(entry.inode_ref) {
                 return Err(self.image.err(Error::corrupt(format!(
-                    "{} is a directory met twice or too deep",
+                    "{} is a directory met twice",
                     entry.path.display()
                 ))));
             }
-            let mut children = self.image.read_dir(dir)?;
-            children.reverse();
-            self.stack.push((entry.path.clone(), children));
+            let listing = self.image.listing(dir)?;
+            self.stack.push((entry.path.clone(), Box::new(listing)));
         }
         Ok(())
     }
@@ -565,13 +648,14 @@ impl Entries<'_> {
             );
         }
         loop {
-            let (path, children) = self.stack.last_mut()?;
-            let Some(child) = children.pop() else {
+            let (path, listing) = self.stack.last_mut()?;
+            let Some(child) = listing.next() else {
                 self.stack.pop();
                 continue;
             };
             let path = path.clone();
-            let entry = self.image.child(&path, &child);
+            let entry =
+                child.and_then(|child| self.image.child(&path, &child));
             return Some(
                 entry.and_then(|entry| self.enter(&entry).map(|()| entry)),
             );
@@ -679,43 +763,97 @@ fn into_error(e: io::Error, path: &Path) -> Error {
     }
 }
 
-/// Every position where a table or a table's block starts, sorted: data
-/// blocks end before the first, and each table ends where the next
-/// starts.
-fn table_bounds(source: &Source, sb: &Superblock) -> Result<Vec<u64>> {
-    let mut bounds: Vec<u64> = vec![
-        sb.inode_table_start,
-        sb.directory_table_start,
-        sb.id_table_start,
-        sb.bytes_used,
-    ];
-    let first_block = |start: u64, count: u64, record: u64| -> Result<_> {
-        let index = table::read_index(source, start, count, record)?;
-        Ok([Some(start), index.first().copied()].into_iter().flatten())
-    };
-    bounds.extend(first_block(sb.id_table_start, sb.id_count.into(), 4)?);
-    if sb.fragment_count > 0 {
-        let count = sb.fragment_count.into();
-        bounds.extend(first_block(sb.fragment_table_start, count, 16)?);
-    } else if sb.fragment_table_start != NO_TABLE {
-        bounds.push(sb.fragment_table_start);
+/// The indexes of the tables after the directory table, read and
+/// checked in the kernel's order, from the end of the image backwards:
+/// the xattr id table (ending at `bytes_used`), the id table (ending where
+/// the xattrs start, or at `bytes_used`), the export table (ending at the
+/// id table's first block), the fragment table (before the export or id
+/// table's first block); the directory table must end by then, and start
+/// after the inode table (`squashfs_fill_super`).
+struct Tables {
+    ids: Vec<u64>,
+    exports: Option<Vec<u64>>,
+    fragments: Vec<u64>,
+    /// Where the directory table's blocks must end: the first block of
+    /// the next table.
+    directories_end: u64,
+}
+
+impl Tables {
+    fn read(source: &Source, sb: &Superblock) -> Result<Tables> {
+        let mut next = sb.bytes_used;
+        if sb.xattr_id_table_start != NO_TABLE {
+            next = xattr_table_start(source, sb)?;
+        }
+        let ids = table::read_index(
+            source,
+            sb.id_table_start,
+            sb.id_count.into(),
+            4,
+            IndexEnd::Exactly(next),
+        )?;
+        next = ids[0];
+        let mut exports = None;
+        if sb.lookup_table_start != NO_TABLE {
+            let index = table::read_index(
+                source,
+                sb.lookup_table_start,
+                sb.inode_count.into(),
+                8,
+                IndexEnd::Exactly(next),
+            )?;
+            next = index[0];
+            exports = Some(index);
+        }
+        let mut fragments = Vec::new();
+        if sb.fragment_count > 0 {
+            fragments = table::read_index(
+                source,
+                sb.fragment_table_start,
+                sb.fragment_count.into(),
+                16,
+                IndexEnd::Before(next),
+            )?;
+            next = fragments[0];
+        }
+        if sb.directory_table_start > next {
+            return Err(Error::corrupt(format!(
+                "the directory table starts at {}, after the next table's \
+                 first block at {next}",
+                sb.directory_table_start
+            ))
+            .at(64));
+        }
+        Ok(Tables { ids, exports, fragments, directories_end: next })
     }
-    if sb.lookup_table_start != NO_TABLE {
-        let count = sb.inode_count.into();
-        bounds.extend(first_block(sb.lookup_table_start, count, 8)?);
-    }
-    if sb.xattr_id_table_start != NO_TABLE {
-        bounds.push(sb.xattr_id_table_start);
-        let mut start = [0; 8];
-        source.read_at(sb.xattr_id_table_start, &mut start)?;
-        bounds.push(u64::from_le_bytes(start));
-    }
-    if let Some(beyond) = bounds.iter().find(|b| **b > sb.bytes_used) {
+}
+
+/// Where the xattr key and value blocks start, from the xattr id table at
+/// `sb.xattr_id_table_start` (`xattr_id.c`, `squashfs_read_xattr_id_table`):
+/// `u64 xattr_table_start, u32 ids, u32 unused`, then the index of the id
+/// records, which must end exactly at `bytes_used`; the key and value
+/// blocks start before the first id block.
+fn xattr_table_start(source: &Source, sb: &Superblock) -> Result<u64> {
+    let at = sb.xattr_id_table_start;
+    let mut header = [0; 16];
+    source.read_at(at, &mut header)?;
+    let mut c = Cursor::new(&header);
+    let start = c.u64()?;
+    let ids = c.u32()?;
+    let index = table::read_index(
+        source,
+        at + 16,
+        ids.into(),
+        16,
+        IndexEnd::Exactly(sb.bytes_used),
+    )?;
+    if start >= index[0] {
         return Err(Error::corrupt(format!(
-            "a table at {beyond}, beyond the {} bytes used",
-            sb.bytes_used
-        )));
+            "the xattrs start at {start}, not before their id table's \
+             first block at {}",
+            index[0]
+        ))
+        .at(at));
     }
-    bounds.sort_unstable();
-    Ok(bounds)
+    Ok(start)
 }

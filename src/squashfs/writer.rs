@@ -595,7 +595,10 @@ mod tests {
         let mut expected = block.clone();
         expected.extend([0; 4096]);
         expected.extend(b"il!");
-        assert_eq!(image.read_file(Path::new("/g")).unwrap(), expected);
+        assert_eq!(
+            image.read_file(Path::new("/g"), u64::MAX).unwrap(),
+            expected
+        );
         let f = image.entry(Path::new("/f")).unwrap();
         assert_eq!((f.uid, f.gid, f.mode(), f.mtime()), (1000, 100, 0o644, 7));
         assert_eq!(f.inode.data.nlink(), 2);
