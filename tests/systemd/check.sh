@@ -340,8 +340,8 @@ environment() {
 # 252's JSON usePortableService is always false.
 #
 # An extension image is no portable service of its own: systemd 252 calls
-# it an "extension for portable service", 257 a "sysext for portable
-# service".
+# it an "extension for portable service", 257 and 262 a "sysext for
+# portable service".
 check_dissect() {
   local file=$1 use=$2 output
   echo "\$ systemd-dissect $file"
@@ -814,11 +814,13 @@ webapp_prepare() {
   run systemctl daemon-reload
 }
 
-# Under the trusted profile, 257 writes the host's os-release into the
-# host's /run/host, which systemd-nspawn leaves read-only, with a plain
-# file where 257 puts a symlink: every unit would fail with "Failed to set
-# up mount namespacing". This container, not the image, is what differs
-# from a host (doc/services.md).
+# Under the trusted profile, 257 and later write the host's os-release
+# into the host's /run/host, which systemd-nspawn leaves read-only, with a
+# plain file where systemd puts a symlink: every unit would fail with
+# "Failed to set up mount namespacing" (262: ".../.os-release-stage/:
+# Read-only file system", and "File exists" once /run/host is writable).
+# This container, not the image, is what differs from a host
+# (doc/services.md).
 webapp_trusted_in_nspawn() {
   ((PS_EXPECT_SYSTEMD >= 257)) || return 0
   if [[ -e /run/host/os-release ]]; then
