@@ -187,8 +187,21 @@ journal_has_line() {
   journal_of "$1" | grep -qxF -- "$2"
 }
 
-journal_greps() {
-  journal_of "$1" | grep -qF -- "$2"
+# What a service's process logs before it execs (setting up its mount
+# namespace) can reach journald after the process has exited, when
+# journald can no longer tell its unit, so `journalctl -u` misses it (seen
+# on a busy machine). Such lines name their unit themselves; they are looked
+# for in the whole journal after a cursor taken before the start.
+journal_cursor() {
+  journalctl --no-pager --lines=1 --output=export | sed -n 's/^__CURSOR=//p'
+}
+
+journal_after() {
+  journalctl --no-pager --output=cat --after-cursor="$1"
+}
+
+journal_after_greps() {
+  journal_after "$1" | grep -qF -- "$2"
 }
 
 expect_journal_line() {
@@ -678,17 +691,18 @@ attach_loaded() {
 # The failure comes after the fork, so `systemctl start` may succeed.
 # libcryptsetup says why in the unit's journal: it found no device-mapper.
 needs_device_mapper() {
-  local unit=$1
+  local unit=$1 cursor
+  cursor=$(journal_cursor)
   echo "\$ systemctl start $unit"
   systemctl start "$unit" 2>&1 || true
   wait_for 15 unit_failed "$unit" ||
     fail "$unit did not fail: if this kernel has device-mapper now, check here that it runs"
   expect_property "$unit" ExecMainStatus 226
-  wait_for 15 journal_greps "$unit" "Failed to set up mount namespacing" ||
-    fail "the journal of $unit does not say that mount namespacing failed"
-  journal_greps "$unit" "Cannot initialize device-mapper" ||
-    fail "the journal of $unit does not say that device-mapper is missing"
-  journal_of "$unit" | tail -n 8
+  wait_for 15 journal_after_greps "$cursor" "$unit: Failed to set up mount namespacing" ||
+    fail "the journal does not say that mount namespacing failed for $unit"
+  journal_after_greps "$cursor" "Cannot initialize device-mapper" ||
+    fail "the journal does not say that device-mapper is missing"
+  journal_after "$cursor" | tail -n 12
   run systemctl reset-failed "$unit"
 }
 
@@ -712,19 +726,21 @@ verified_unprotected_detach() {
 # policy option): the unsigned image attaches, but its service does not
 # start.
 verified_policy_refused() {
-  local refused=0
+  local refused=0 cursor
   run portablectl attach "$1"
   mkdir -p /etc/systemd/system/verified.service.d
   printf '[Service]\nRootImagePolicy=root=signed\n' >/etc/systemd/system/verified.service.d/policy.conf
   run systemctl daemon-reload
+  cursor=$(journal_cursor)
   echo "\$ systemctl start verified.service"
   systemctl start verified.service 2>&1 || true
   # systemd reports a policy's refusal as ERFKILL.
   wait_for 15 unit_failed verified.service &&
     [[ $(unit_property verified.service ExecMainStatus) == 226 ]] &&
-    wait_for 5 journal_greps verified.service "Failed to set up mount namespacing: Operation not possible due to RF-kill" &&
+    wait_for 5 journal_after_greps "$cursor" \
+      "verified.service: Failed to set up mount namespacing: Operation not possible due to RF-kill" &&
     refused=1
-  journal_of verified.service | tail -n 5
+  journal_after "$cursor" | tail -n 12
   rm -r /etc/systemd/system/verified.service.d
   systemctl daemon-reload
   systemctl reset-failed verified.service 2>&1 || true
