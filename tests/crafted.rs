@@ -1,0 +1,1098 @@
+//! Crafted images (issue 17): images that `verify` must not pass, made
+//! from real images built here, one or more per way the kernel can read
+//! an image differently from our reader.
+//!
+//! Images are real images repacked by mksquashfs with every metadata
+//! block stored as it is (`-noI -noId -noF -noX`), so that the inode,
+//! directory and other tables can be patched in place where our reader
+//! locates their records (`Raw`).
+//!
+//! Every `verify` and `inspect` runs as a child with 256 MiB of address
+//! space, and its CPU time (not wall time) is measured (`run_bounded`):
+//! the issue's target is that any image of up to 1 MiB is verified within
+//! 2 s of CPU and 256 MiB.
+
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::io::Read;
+use std::os::unix::fs::symlink;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use portable_service::squashfs::inode::{BlockSize, Directory, InodeData};
+use portable_service::squashfs::metadata::MetaRef;
+use portable_service::squashfs::superblock::{Flags, NO_TABLE};
+use portable_service::squashfs::{Entry, Image};
+
+use crate::util::{build, run, stderr, BUILDER};
+
+// ---------------------------------------------------------------------
+// Running verify and inspect within bounds
+
+/// The address space a child gets: the issue's 256 MiB.
+const MEMORY: u64 = 256 << 20;
+/// The CPU time an image of up to 1 MiB may take.
+const CPU_BOUND: Duration = Duration::from_secs(2);
+/// Where a runaway child is stopped (SIGXCPU, then SIGKILL), so that an
+/// unbounded verify fails the test in seconds, not hours.
+const CPU_STOP: u64 = 5;
+/// Wall time after which a child that is not using CPU (blocked) is
+/// killed.
+const WALL_STOP: Duration = Duration::from_secs(120);
+/// The images the bounds apply to.
+const BOUNDED_SIZE: u64 = 1 << 20;
+
+/// What a child did, and what it cost.
+struct Run {
+    what: String,
+    /// The exit code, or None when a signal ended it.
+    code: Option<i32>,
+    signal: Option<i32>,
+    cpu: Duration,
+    max_rss_kib: i64,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+impl Run {
+    fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+
+    /// The first line it printed, for reports.
+    fn first_line(&self) -> String {
+        let out = if self.stdout.is_empty() {
+            self.stderr_text()
+        } else {
+            self.stdout_text()
+        };
+        let line = out.lines().next().unwrap_or("").to_string();
+        shorten(&line.escape_debug().to_string(), 300)
+    }
+
+    /// How it ended, for reports.
+    fn ending(&self) -> String {
+        match (self.code, self.signal) {
+            (Some(code), _) => format!("exit {code}"),
+            (None, Some(sig)) => format!("killed by signal {sig}"),
+            _ => "ended oddly".into(),
+        }
+    }
+
+    fn summary(&self) -> String {
+        format!(
+            "{}: {} after {:.2} s CPU, {} MiB max RSS: {}",
+            self.what,
+            self.ending(),
+            self.cpu.as_secs_f64(),
+            self.max_rss_kib / 1024,
+            self.first_line()
+        )
+    }
+
+    /// What is wrong with how it ran, whatever the image: a crash, a
+    /// panic, an exit code the CLI does not promise, or (for an image of
+    /// up to 1 MiB) more CPU than the bound. Running out of the address
+    /// space shows as an abort.
+    fn faults(&self, image_size: u64) -> Vec<String> {
+        let mut faults = Vec::new();
+        if self.signal.is_some() || !matches!(self.code, Some(0..=2)) {
+            faults.push(format!("did not exit normally: {}", self.summary()));
+        }
+        if self.stderr_text().contains("panicked") {
+            faults.push(format!(
+                "panicked: {}",
+                shorten(&self.stderr_text(), 600)
+            ));
+        }
+        if image_size <= BOUNDED_SIZE && self.cpu > CPU_BOUND {
+            faults.push(format!(
+                "took {:.2} s of CPU on an image of {image_size} bytes \
+                 (bound {} s): {}",
+                self.cpu.as_secs_f64(),
+                CPU_BOUND.as_secs(),
+                self.summary()
+            ));
+        }
+        faults
+    }
+}
+
+fn shorten(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
+}
+
+/// Runs the builder with `args` under the bounds: 256 MiB of address
+/// space, stopped after `CPU_STOP` s of CPU; measures its CPU time (user
+/// and system, all threads) with `wait4`.
+fn run_bounded(args: &[&OsStr]) -> Run {
+    let out = tempfile::tempfile().unwrap();
+    let err = tempfile::tempfile().unwrap();
+    let mut cmd = Command::new(BUILDER);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(err.try_clone().unwrap());
+    // SAFETY: setrlimit is async-signal-safe and touches no memory of
+    // the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = |resource, soft, hard| {
+                let rlim = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+                if libc::setrlimit(resource, &rlim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            };
+            limit(libc::RLIMIT_AS, MEMORY, MEMORY)?;
+            limit(libc::RLIMIT_CPU, CPU_STOP, CPU_STOP + 1)?;
+            limit(libc::RLIMIT_CORE, 0, 0)
+        });
+    }
+    let child = cmd.spawn().unwrap_or_else(|e| panic!("{BUILDER}: {e}"));
+    let pid = child.id() as libc::pid_t;
+    let started = Instant::now();
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid value for wait4 to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: pid is our child, not yet reaped (std never waits for
+        // it: the Child is dropped without wait).
+        let got = unsafe {
+            libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage)
+        };
+        if got == pid {
+            break;
+        }
+        assert!(got == 0, "wait4: {}", std::io::Error::last_os_error());
+        if started.elapsed() > WALL_STOP {
+            // SAFETY: the child is not reaped, so pid is still ours.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    drop(child);
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64)
+            + Duration::from_micros(t.tv_usec as u64)
+    };
+    let read_all = |mut f: File| {
+        use std::io::Seek;
+        f.rewind().unwrap();
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes).unwrap();
+        bytes
+    };
+    let exited = libc::WIFEXITED(status);
+    Run {
+        what: args
+            .iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" "),
+        code: exited.then(|| libc::WEXITSTATUS(status)),
+        signal: libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status)),
+        cpu: time(usage.ru_utime) + time(usage.ru_stime),
+        max_rss_kib: usage.ru_maxrss,
+        stdout: read_all(out),
+        stderr: read_all(err),
+    }
+}
+
+fn verify_bounded(image: &Path) -> Run {
+    run_bounded(&["verify".as_ref(), image.as_os_str()])
+}
+
+fn inspect_bounded(image: &Path, json: bool) -> Run {
+    let mut args = vec!["inspect".as_ref(), image.as_os_str()];
+    if json {
+        args.push("--json".as_ref());
+    }
+    run_bounded(&args)
+}
+
+// ---------------------------------------------------------------------
+// Crafted images and what verify must do with them
+
+/// What `verify` must do with a crafted image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    /// A finding (exit 1) or a clean error (exit 2); never exit 0.
+    Refused,
+    /// Exit 0: a good image (a baseline, or a big but correct one).
+    Verified,
+}
+
+struct Crafted {
+    /// `class/variant`, as the reports name it.
+    name: String,
+    path: PathBuf,
+    expect: Expect,
+    /// What verify did with it, once run (several tests ask).
+    verified: OnceLock<Run>,
+}
+
+impl Crafted {
+    fn new(name: &str, path: PathBuf, expect: Expect) -> Crafted {
+        Crafted { name: name.into(), path, expect, verified: OnceLock::new() }
+    }
+
+    fn verify(&self) -> &Run {
+        self.verified.get_or_init(|| verify_bounded(&self.path))
+    }
+
+    fn size(&self) -> u64 {
+        fs::metadata(&self.path).unwrap().len()
+    }
+}
+
+/// What is wrong with what `verify` and `inspect` did with `image`; the
+/// runs are returned for the reports.
+fn judge(image: &Crafted) -> (Vec<String>, &Run) {
+    let size = image.size();
+    let verify = image.verify();
+    let mut faults: Vec<String> = verify.faults(size);
+    match (image.expect, verify.code) {
+        (Expect::Refused, Some(0)) => faults.push(format!(
+            "verify passed it: {}",
+            shorten(&verify.stdout_text(), 300)
+        )),
+        (Expect::Verified, Some(code)) if code != 0 => faults.push(format!(
+            "verify did not pass it: {}",
+            shorten(&verify.stdout_text(), 600)
+        )),
+        _ => {}
+    }
+    let inspect = inspect_bounded(&image.path, false);
+    faults.extend(inspect.faults(size));
+    let faults = faults
+        .into_iter()
+        .map(|f| format!("{} ({size} bytes): {f}", image.name))
+        .collect();
+    (faults, verify)
+}
+
+/// Judges every image; fails naming each image that went wrong, after
+/// printing what verify did with each.
+fn assert_judged(images: &[Crafted]) {
+    let mut faults = Vec::new();
+    for image in images {
+        let (found, verify) = judge(image);
+        eprintln!("{}: {}", image.name, verify.summary());
+        faults.extend(found);
+    }
+    assert!(faults.is_empty(), "\n{}\n", faults.join("\n"));
+}
+
+// ---------------------------------------------------------------------
+// Real images to start from
+
+/// A store path with a big `bin` (more than 8 KiB of names before and
+/// after `hello`, so its directory inode has an index), a `hello` in it,
+/// and another `hello` in `share/decoy`. `{TOOL}` stands for `TOOL`.
+const HELLO: &str = r#"runCommand "hello" { } ''
+    mkdir -p $out/bin $out/share/decoy
+    printf '#!/bin/sh\necho the real hello\n' > $out/bin/hello
+    chmod 555 $out/bin/hello
+    printf 'a decoy\n' > $out/share/decoy/hello
+    i=100
+    while [ $i -lt 250 ]; do
+      : > $out/bin/a-{TOOL}$i
+      : > $out/bin/z-{TOOL}$i
+      i=$((i+1))
+    done
+  ''"#;
+
+/// The names that fill `bin` (after `a-` and `z-`, before a number).
+const TOOL: &str = "tool-named-at-length-to-fill-a-metadata-block-quickly-";
+
+/// The image every crafted image but a few starts from: `demo_1.0.raw`,
+/// whose unit runs `hello`.
+fn plain() -> &'static Path {
+    static IMAGE: OnceLock<PathBuf> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let hello = HELLO.replace("{TOOL}", TOOL);
+        let out = build(&format!(
+            r#"let hello = {hello}; in portableService {{
+                 pname = "demo";
+                 version = "1.0";
+                 units = [ (writeText "demo.service"
+                   "[Service]\nExecStart=${{hello}}/bin/hello\n") ];
+               }}"#
+        ));
+        out.join("demo_1.0.raw")
+    })
+}
+
+/// An extension image (`app_2.0.raw`) on a base that holds the store
+/// path its unit reads.
+fn extension() -> &'static Path {
+    static IMAGE: OnceLock<PathBuf> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let out = build(
+            r#"let
+                 greeting = runCommand "greeting" { } ''
+                   mkdir -p $out
+                   echo hello > $out/greeting.txt
+                 '';
+                 runtime = portableService {
+                   pname = "runtime";
+                   version = "1.0";
+                   contents = [ greeting ];
+                   units = [ (writeText "runtime.service"
+                     "[Service]\nExecStart=${greeting}/greeting.txt\n") ];
+                 };
+                 hello = writeScript "hello" ''
+                   #!/bin/sh
+                   cat ${greeting}/greeting.txt
+                 '';
+               in portableService {
+                 pname = "app";
+                 version = "2.0";
+                 base = runtime;
+                 units = [ (writeText "app.service"
+                   "[Service]\nExecStart=${hello}\n") ];
+                 symlinks = [
+                   { object = "${hello}"; symlink = "/usr/bin/hello"; }
+                 ];
+               }"#,
+        );
+        out.join("app_2.0.raw")
+    })
+}
+
+// ---------------------------------------------------------------------
+// Repacking with mksquashfs
+
+/// How to repack: by default as the builder does (`-all-root`, root mode
+/// 755, no xattrs, no export table, `SOURCE_DATE_EPOCH=0`, the image's
+/// compressor and block size), with every metadata block stored as it is
+/// and data blocks too unless `compress_data`.
+#[derive(Clone, Copy, Default)]
+struct Repack {
+    compress_data: bool,
+    no_fragments: bool,
+    exports: bool,
+    /// Another compressor than the image's.
+    comp: Option<&'static str>,
+}
+
+/// The tree of `image`, extracted into `dir/tree`.
+fn extract(image: &Path, dir: &Path) -> PathBuf {
+    let tree = dir.join("tree");
+    let output = run(Command::new("unsquashfs")
+        .args(["-no-xattrs", "-quiet", "-no-progress", "-d"])
+        .arg(&tree)
+        .arg(image));
+    assert!(output.status.success(), "unsquashfs: {}", stderr(&output));
+    tree
+}
+
+/// `image` repacked as `how` says, after `edit` changed its tree; under
+/// the same file name (the unit prefix comes from it) in `dir`.
+fn repack(
+    image: &Path,
+    dir: &Path,
+    how: Repack,
+    edit: impl FnOnce(&Path),
+) -> PathBuf {
+    fs::create_dir_all(dir).unwrap();
+    let tree = extract(image, dir);
+    edit(&tree);
+    let original = Image::open(image).unwrap();
+    let out = dir.join(image.file_name().unwrap());
+    let mut cmd = Command::new("mksquashfs");
+    cmd.arg(&tree)
+        .arg(&out)
+        .args(["-noappend", "-exit-on-error", "-quiet", "-no-progress"])
+        .args(["-no-xattrs", "-all-root", "-root-mode", "755"])
+        .args(["-noI", "-noId", "-noF", "-noX"])
+        .args(["-b", &original.block_size().to_string()])
+        .args(["-comp", how.comp.unwrap_or(original.compressor().name())])
+        .arg(if how.exports { "-exports" } else { "-no-exports" })
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SOURCE_DATE_EPOCH", "0");
+    if !how.compress_data {
+        cmd.arg("-noD");
+    }
+    if how.no_fragments {
+        cmd.arg("-no-fragments");
+    }
+    let output = run(&mut cmd);
+    assert!(output.status.success(), "mksquashfs: {}", stderr(&output));
+    fs::remove_dir_all(&tree).unwrap();
+    out
+}
+
+/// The image path of the store path of `image` whose name ends with
+/// `name`.
+fn store_path_of(image: &Image, name: &str) -> PathBuf {
+    let store = image.entry(Path::new("/usr/nix/store")).unwrap();
+    image
+        .children(&store)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.path)
+        .find(|p| p.to_string_lossy().ends_with(name))
+        .unwrap_or_else(|| panic!("no store path named {name}"))
+}
+
+// ---------------------------------------------------------------------
+// Patching a repack in place
+
+/// A superblock field's offset.
+mod sb {
+    pub const FRAGMENT_COUNT: usize = 16;
+    pub const FLAGS: usize = 24;
+    pub const BYTES_USED: usize = 40;
+    pub const ID_TABLE: usize = 48;
+    pub const XATTR_TABLE: usize = 56;
+    pub const FRAGMENT_TABLE: usize = 80;
+    pub const LOOKUP_TABLE: usize = 88;
+}
+
+/// The size of a stored metadata block: its header and 8 KiB.
+const STORED_BLOCK: usize = 8194;
+
+/// The bytes of an image whose metadata blocks are all stored as they
+/// are, and the image as our reader opened it before any patch, to
+/// locate records.
+#[derive(Clone)]
+struct Raw {
+    bytes: Vec<u8>,
+    image: Image,
+}
+
+impl Raw {
+    fn open(path: &Path) -> Raw {
+        Raw {
+            bytes: fs::read(path).unwrap(),
+            image: Image::open(path).unwrap(),
+        }
+    }
+
+    fn u16_at(&self, at: usize) -> u16 {
+        u16::from_le_bytes(self.bytes[at..at + 2].try_into().unwrap())
+    }
+
+    fn u64_at(&self, at: usize) -> u64 {
+        u64::from_le_bytes(self.bytes[at..at + 8].try_into().unwrap())
+    }
+
+    fn set(&mut self, at: usize, bytes: &[u8]) {
+        self.bytes[at..at + bytes.len()].copy_from_slice(bytes);
+    }
+
+    /// Where decoded byte `p` of the metadata table at `table` is in the
+    /// file: every block is stored, 8 KiB but the last.
+    fn meta_offset(&self, table: u64, p: usize) -> usize {
+        let header = table as usize + p / 8192 * STORED_BLOCK;
+        let word = self.u16_at(header);
+        assert!(
+            word & 0x8000 != 0,
+            "the metadata block at {header} is compressed: not a raw repack"
+        );
+        header + 2 + p % 8192
+    }
+
+    /// The decoded offset, from its table's start, of what `r` names.
+    fn decoded(r: MetaRef) -> usize {
+        assert_eq!(r.block as usize % STORED_BLOCK, 0, "{r:?}");
+        r.block as usize / STORED_BLOCK * 8192 + usize::from(r.offset)
+    }
+
+    fn get_meta(&self, table: u64, p: usize, len: usize) -> Vec<u8> {
+        (p..p + len).map(|q| self.bytes[self.meta_offset(table, q)]).collect()
+    }
+
+    fn put_meta(&mut self, table: u64, p: usize, bytes: &[u8]) {
+        for (i, b) in bytes.iter().enumerate() {
+            let at = self.meta_offset(table, p + i);
+            self.bytes[at] = *b;
+        }
+    }
+
+    fn inode_table(&self) -> u64 {
+        self.image.superblock().inode_table_start
+    }
+
+    fn directory_table(&self) -> u64 {
+        self.image.superblock().directory_table_start
+    }
+
+    /// Overwrites bytes at `rel` in the inode of `entry`.
+    fn patch_inode(&mut self, entry: &Entry, rel: usize, bytes: &[u8]) {
+        let p = Raw::decoded(entry.inode_ref) + rel;
+        self.put_meta(self.inode_table(), p, bytes);
+    }
+
+    fn entry(&self, path: &str) -> Entry {
+        self.image.entry(Path::new(path)).unwrap()
+    }
+
+    /// The listing of the directory at `path`, record by record.
+    fn listing(&self, path: &str) -> Vec<Listed> {
+        let InodeData::Directory(dir) = self.entry(path).inode.data else {
+            panic!("{path} is not a directory")
+        };
+        listing(self, &dir)
+    }
+
+    fn write(&self, to: &Path) {
+        fs::write(to, &self.bytes).unwrap();
+    }
+
+    /// Inserts `n` zero bytes at `at`, a boundary between tables (or
+    /// between a table's blocks and its index), and moves every position
+    /// the superblock and the indexes hold that is at or after it.
+    fn splice(&mut self, at: usize, n: usize) {
+        let sb = self.image.superblock().clone();
+        let moved = |v: u64| if v >= at as u64 { v + n as u64 } else { v };
+        let index_len = |count: u64, record: u64| {
+            (count * record).div_ceil(8192) as usize * 8
+        };
+        let mut indexes =
+            vec![(sb.id_table_start, index_len(sb.id_count.into(), 4))];
+        if sb.fragment_count > 0 {
+            let len = index_len(sb.fragment_count.into(), 16);
+            indexes.push((sb.fragment_table_start, len));
+        }
+        if sb.lookup_table_start != NO_TABLE {
+            let len = index_len(sb.inode_count.into(), 8);
+            indexes.push((sb.lookup_table_start, len));
+        }
+        self.bytes.splice(at..at, std::iter::repeat_n(0, n));
+        for (start, len) in indexes {
+            let start = moved(start) as usize;
+            for i in (0..len).step_by(8) {
+                let v = self.u64_at(start + i);
+                self.set(start + i, &moved(v).to_le_bytes());
+            }
+        }
+        for field in [
+            sb::BYTES_USED,
+            sb::ID_TABLE,
+            sb::XATTR_TABLE,
+            sb::FRAGMENT_TABLE,
+            sb::LOOKUP_TABLE,
+        ] {
+            let v = self.u64_at(field);
+            if v != NO_TABLE {
+                self.set(field, &moved(v).to_le_bytes());
+            }
+        }
+        self.pad();
+    }
+
+    /// Pads (or cuts) the file to `bytes_used` rounded up to 4 KiB, as
+    /// mksquashfs does.
+    fn pad(&mut self) {
+        let used = self.u64_at(sb::BYTES_USED) as usize;
+        self.bytes.resize(used.div_ceil(4096) * 4096, 0);
+    }
+}
+
+/// A directory entry as it is stored.
+#[derive(Clone, Debug)]
+struct Listed {
+    name: Vec<u8>,
+    /// The entry's decoded offset in the directory table.
+    at: usize,
+    len: usize,
+    /// The run it is in (its header's decoded offset) and the run's base
+    /// inode number.
+    run: usize,
+    base: u32,
+}
+
+/// Parses the listing of `dir` from the raw bytes, keeping where each
+/// entry is (our reader's parser does not say).
+fn listing(raw: &Raw, dir: &Directory) -> Vec<Listed> {
+    let table = raw.directory_table();
+    let start =
+        Raw::decoded(MetaRef { block: dir.start_block, offset: dir.offset });
+    let bytes = raw.get_meta(table, start, dir.size as usize - 3);
+    let u32_at =
+        |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().unwrap());
+    let u16_at =
+        |i: usize| u16::from_le_bytes(bytes[i..i + 2].try_into().unwrap());
+    let mut entries = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let (count, base) = (u32_at(i) + 1, u32_at(i + 8));
+        let run = start + i;
+        i += 12;
+        for _ in 0..count {
+            let name_len = usize::from(u16_at(i + 6)) + 1;
+            entries.push(Listed {
+                name: bytes[i + 8..i + 8 + name_len].to_vec(),
+                at: start + i,
+                len: 8 + name_len,
+                run,
+                base,
+            });
+            i += 8 + name_len;
+        }
+    }
+    entries
+}
+
+// ---------------------------------------------------------------------
+// The crafted images, by class
+
+fn write_raw(raw: &Raw, dir: &Path, variant: &str) -> PathBuf {
+    let dir = dir.join(variant);
+    fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(plain().file_name().unwrap());
+    raw.write(&path);
+    path
+}
+
+/// A raw repack of the plain image, made once per directory.
+fn raw_plain(dir: &Path, how: Repack, name: &str) -> Raw {
+    Raw::open(&repack(plain(), &dir.join(name), how, |_| {}))
+}
+
+fn hello_path(raw: &Raw) -> String {
+    store_path_of(&raw.image, "-hello").display().to_string()
+}
+
+fn dir_of(entry: &Entry) -> &Directory {
+    match &entry.inode.data {
+        InodeData::Directory(d) => d,
+        _ => panic!("{} is not a directory", entry.path.display()),
+    }
+}
+
+/// Class 1: the index of `bin` in the hello store path sends the
+/// kernel's lookup of `hello` elsewhere: into the listing of
+/// `share/decoy`, which holds another `hello`, or past `hello` in its own
+/// listing. Our reader and unsquashfs ignore the index.
+fn class1(dir: &Path) -> Vec<Crafted> {
+    let base = raw_plain(dir, Repack::default(), "base");
+    let hello = hello_path(&base);
+    let bin = base.entry(&format!("{hello}/bin"));
+    let decoy = base.entry(&format!("{hello}/share/decoy"));
+    let (b, d) = (dir_of(&bin), dir_of(&decoy));
+    assert!(!b.index.is_empty(), "{hello}/bin has no index");
+    let k = b
+        .index
+        .iter()
+        .rposition(|i| i.name.as_slice() <= b"hello".as_slice())
+        .expect("an index entry before hello");
+    assert!(k + 1 < b.index.len(), "no index entry after hello");
+    // The index entries follow the 40 bytes of the extended inode.
+    let at =
+        40 + b.index[..k].iter().map(|i| 12 + i.name.len()).sum::<usize>();
+    let mut images = Vec::new();
+
+    // The kernel takes the block from the index and the offset as (index
+    // + the directory's offset) % 8 KiB.
+    let index = (i64::from(d.offset) - i64::from(b.offset)).rem_euclid(8192);
+    assert!(index as u32 + 3 < b.size, "bin's listing is too short");
+    let mut raw = base.clone();
+    raw.patch_inode(&bin, at, &(index as u32).to_le_bytes());
+    raw.patch_inode(&bin, at + 4, &d.start_block.to_le_bytes());
+    let path = write_raw(&raw, dir, "index-into-decoy");
+    images.push(Crafted::new("1/index-into-decoy", path, Expect::Refused));
+
+    let mut raw = base.clone();
+    let next = &b.index[k + 1];
+    raw.patch_inode(&bin, at, &next.index.to_le_bytes());
+    raw.patch_inode(&bin, at + 4, &next.start_block.to_le_bytes());
+    let path = write_raw(&raw, dir, "index-past-hello");
+    images.push(Crafted::new("1/index-past-hello", path, Expect::Refused));
+    images
+}
+
+/// Gives the entry at `path` the inode number `number`, in its inode and
+/// in its directory entry, so that the two agree.
+fn renumber(raw: &mut Raw, path: &str, number: u32) {
+    let entry = raw.entry(path);
+    raw.patch_inode(&entry, 12, &number.to_le_bytes());
+    let (parent, name) = path.rsplit_once('/').unwrap();
+    let parent = if parent.is_empty() { "/" } else { parent };
+    let listed = raw
+        .listing(parent)
+        .into_iter()
+        .find(|e| e.name == name.as_bytes())
+        .unwrap();
+    let delta = i16::try_from(i64::from(number) - i64::from(listed.base))
+        .expect("the number is within an i16 of the run's base");
+    let table = raw.directory_table();
+    raw.put_meta(table, listed.at + 2, &delta.to_le_bytes());
+}
+
+/// Class 2: another inode carries the inode number of the store file
+/// `bin/hello`; the kernel caches inodes by number, so whichever is read
+/// first is what both names show.
+fn class2(dir: &Path) -> Vec<Crafted> {
+    let base = raw_plain(dir, Repack::default(), "base");
+    let hello = hello_path(&base);
+    let number = base.entry(&format!("{hello}/bin/hello")).inode.number;
+    let others = [
+        ("os-release", "/etc/os-release".to_string()),
+        ("store-neighbour", format!("{hello}/bin/a-{TOOL}100")),
+    ];
+    others
+        .into_iter()
+        .map(|(variant, other)| {
+            let mut raw = base.clone();
+            renumber(&mut raw, &other, number);
+            let path = write_raw(&raw, dir, variant);
+            let image = Image::open(&path).unwrap();
+            let renumbered = image.entry(Path::new(&other)).unwrap();
+            assert_eq!(renumbered.inode.number, number, "{variant}");
+            Crafted::new(&format!("2/{variant}"), path, Expect::Refused)
+        })
+        .collect()
+}
+
+/// Copies every store path of the extracted `tree` into `store` (a
+/// directory of the tree), with `bin/hello` of the hello path tampered.
+fn tampered_store_copy(tree: &Path, store: &Path) {
+    fs::create_dir_all(store).unwrap();
+    for path in fs::read_dir(tree.join("usr/nix/store")).unwrap() {
+        let path = path.unwrap().path();
+        let output = run(Command::new("cp").arg("-a").arg(&path).arg(store));
+        assert!(output.status.success(), "cp: {}", stderr(&output));
+    }
+    let hello = fs::read_dir(store)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("-hello"))
+        .unwrap();
+    fs::write(hello.join("bin/hello"), "#!/bin/sh\necho tampered\n").unwrap();
+}
+
+/// Class 3: `/nix` is not the link the layout says, so `/nix/store/...`
+/// in the units is not what verify hashed in `/usr/nix/store`.
+fn class3(dir: &Path) -> Vec<Crafted> {
+    type TreeEdit = fn(&Path);
+    let variants: [(&str, TreeEdit); 3] = [
+        ("real-nix-store-dir", |tree| {
+            fs::remove_file(tree.join("nix")).unwrap();
+            tampered_store_copy(tree, &tree.join("nix/store"));
+        }),
+        ("nix-links-elsewhere", |tree| {
+            fs::remove_file(tree.join("nix")).unwrap();
+            symlink("usr/elsewhere", tree.join("nix")).unwrap();
+            tampered_store_copy(tree, &tree.join("usr/elsewhere/store"));
+        }),
+        ("no-nix", |tree| fs::remove_file(tree.join("nix")).unwrap()),
+    ];
+    variants
+        .into_iter()
+        .map(|(variant, edit)| {
+            let path =
+                repack(plain(), &dir.join(variant), Repack::default(), edit);
+            Crafted::new(&format!("3/{variant}"), path, Expect::Refused)
+        })
+        .collect()
+}
+
+/// Swaps the first two neighbours of one run of the listing of `path`
+/// whose names start with different bytes (the kernel's lookup stops at
+/// the first entry whose first byte is past the name's).
+fn swap_neighbours(raw: &mut Raw, path: &str) {
+    let entries = raw.listing(path);
+    let i = entries
+        .windows(2)
+        .position(|w| w[0].run == w[1].run && w[0].name[0] != w[1].name[0])
+        .unwrap_or_else(|| panic!("{path}: no neighbours to swap"));
+    let (a, b) = (&entries[i], &entries[i + 1]);
+    assert_eq!(a.at + a.len, b.at);
+    let table = raw.directory_table();
+    let mut swapped = raw.get_meta(table, b.at, b.len);
+    swapped.extend(raw.get_meta(table, a.at, a.len));
+    raw.put_meta(table, a.at, &swapped);
+}
+
+/// Class 4: two entries of a listing swapped; our reader sorts them
+/// again, the kernel's lookup of the first misses it.
+fn class4(dir: &Path) -> Vec<Crafted> {
+    let base = raw_plain(dir, Repack::default(), "base");
+    let hello = hello_path(&base);
+    [
+        ("store-dir", "/usr/nix/store".to_string()),
+        ("bin", format!("{hello}/bin")),
+    ]
+    .into_iter()
+    .map(|(variant, listing)| {
+        let mut raw = base.clone();
+        swap_neighbours(&mut raw, &listing);
+        let path = write_raw(&raw, dir, variant);
+        Crafted::new(&format!("4/{variant}"), path, Expect::Refused)
+    })
+    .collect()
+}
+
+const UNIT: &str = "/etc/systemd/system/demo.service";
+
+/// Where the fields of a file inode are: (blocks start, its width,
+/// fragment, first size word), basic or extended.
+fn file_fields(raw: &Raw, entry: &Entry) -> (usize, usize, usize, usize) {
+    let p = Raw::decoded(entry.inode_ref);
+    let kind = raw.get_meta(raw.inode_table(), p, 2);
+    match u16::from_le_bytes([kind[0], kind[1]]) {
+        2 => (16, 4, 20, 32),
+        9 => (16, 8, 44, 56),
+        other => panic!("{}: inode type {other}", entry.path.display()),
+    }
+}
+
+/// Class 5: the unit file cannot be read (the kernel gives EIO), and
+/// verify skips it.
+fn class5(dir: &Path) -> Vec<Crafted> {
+    let mut images = Vec::new();
+    let whole = Repack { no_fragments: true, ..Repack::default() };
+    let base = raw_plain(dir, whole, "base-no-fragments");
+    let unit = base.entry(UNIT);
+    let (start, width, _, word) = file_fields(&base, &unit);
+    let InodeData::File(file) = &unit.inode.data else { panic!() };
+    assert!(!file.blocks.is_empty() && file.fragment.is_none());
+
+    let mut raw = base.clone();
+    let stored = file.blocks[0].0;
+    assert!(stored & BlockSize::STORED != 0, "the unit's block is compressed");
+    raw.patch_inode(&unit, word, &(stored & !BlockSize::STORED).to_le_bytes());
+    let path = write_raw(&raw, dir, "block-marked-compressed");
+    images.push(Crafted::new(
+        "5/block-marked-compressed",
+        path,
+        Expect::Refused,
+    ));
+
+    let mut raw = base.clone();
+    let beyond = raw.image.superblock().bytes_used;
+    raw.patch_inode(&unit, start, &beyond.to_le_bytes()[..width]);
+    let path = write_raw(&raw, dir, "block-beyond-the-image");
+    images.push(Crafted::new(
+        "5/block-beyond-the-image",
+        path,
+        Expect::Refused,
+    ));
+
+    let base = raw_plain(dir, Repack::default(), "base");
+    let unit = base.entry(UNIT);
+    let (_, _, fragment, _) = file_fields(&base, &unit);
+    let mut raw = base.clone();
+    let count = raw.image.superblock().fragment_count;
+    raw.patch_inode(&unit, fragment, &count.to_le_bytes());
+    let path = write_raw(&raw, dir, "fragment-out-of-range");
+    images.push(Crafted::new(
+        "5/fragment-out-of-range",
+        path,
+        Expect::Refused,
+    ));
+
+    for image in &images {
+        let opened = Image::open(&image.path).unwrap();
+        let unreadable = opened.read_file(Path::new(UNIT));
+        assert!(unreadable.is_err(), "{}: the unit reads", image.name);
+    }
+    images
+}
+
+/// Class 6: tables the kernel refuses at mount (`squashfs_fill_super` and
+/// the table readers it calls), which our reader takes.
+fn class6(dir: &Path) -> Vec<Crafted> {
+    let mut images = Vec::new();
+    let mut add = |raw: &Raw, variant: &str| {
+        let path = write_raw(raw, dir, variant);
+        images.push(Crafted::new(
+            &format!("6/{variant}"),
+            path,
+            Expect::Refused,
+        ));
+    };
+    let base = raw_plain(dir, Repack::default(), "base");
+    let sb = base.image.superblock().clone();
+
+    // The id table must end where the next table (here: bytes_used)
+    // starts.
+    let mut raw = base.clone();
+    raw.set(sb::BYTES_USED, &(sb.bytes_used + 8).to_le_bytes());
+    raw.pad();
+    add(&raw, "bytes-used-8-more");
+
+    // The id index must be within one metadata block of its last block.
+    let mut raw = base.clone();
+    raw.splice(sb.id_table_start as usize, 8200);
+    add(&raw, "id-index-far-from-its-block");
+
+    // More fragments than their index holds before the next table.
+    let mut raw = base.clone();
+    assert!(sb.fragment_count <= 512);
+    raw.set(sb::FRAGMENT_COUNT, &513u32.to_le_bytes());
+    add(&raw, "fragment-count-past-its-index");
+
+    // An xattr id table with no ids, and one whose index is longer than
+    // its count says.
+    for (variant, tail) in [
+        ("xattr-ids-none", vec![]),
+        ("xattr-index-too-long", vec![sb.bytes_used, 0]),
+    ] {
+        let mut raw = base.clone();
+        let at = sb.bytes_used as usize;
+        let count = if tail.is_empty() { 0u32 } else { 1 };
+        let mut table = sb.bytes_used.to_le_bytes().to_vec();
+        table.extend(count.to_le_bytes());
+        table.extend(0u32.to_le_bytes());
+        for v in &tail {
+            table.extend(v.to_le_bytes());
+        }
+        raw.bytes.truncate(at);
+        raw.bytes.extend(&table);
+        raw.set(sb::XATTR_TABLE, &sb.bytes_used.to_le_bytes());
+        let used = sb.bytes_used + table.len() as u64;
+        raw.set(sb::BYTES_USED, &used.to_le_bytes());
+        let flags = sb.flags.0 & !Flags::NO_XATTRS;
+        raw.set(sb::FLAGS, &flags.to_le_bytes());
+        raw.pad();
+        add(&raw, variant);
+    }
+
+    // The export table must end where the id table's first block starts.
+    let exports = Repack { exports: true, ..Repack::default() };
+    let with_exports = raw_plain(dir, exports, "base-exports");
+    let sb = with_exports.image.superblock().clone();
+    let index_end = sb.lookup_table_start as usize
+        + (u64::from(sb.inode_count) * 8).div_ceil(8192) as usize * 8;
+    assert_eq!(
+        with_exports.u64_at(sb.id_table_start as usize),
+        index_end as u64,
+        "the id table's block does not follow the export index"
+    );
+    let mut raw = with_exports.clone();
+    raw.splice(index_end, 8);
+    add(&raw, "export-index-short-of-the-id-table");
+
+    // lz4 images always have an options block.
+    let lz4 = Repack { comp: Some("lz4"), ..Repack::default() };
+    let base = raw_plain(dir, lz4, "base-lz4");
+    let flags = base.image.superblock().flags.0;
+    assert!(flags & Flags::COMPRESSOR_OPTIONS != 0);
+    let mut raw = base.clone();
+    raw.set(sb::FLAGS, &(flags & !Flags::COMPRESSOR_OPTIONS).to_le_bytes());
+    add(&raw, "lz4-without-options");
+    images
+}
+
+/// The repacks and rewrites the crafted images start from, unpatched:
+/// verify must pass them, or the crafted images would be refused for
+/// what they share with them.
+fn baselines(dir: &Path) -> Vec<Crafted> {
+    let repacks = [
+        ("raw", Repack::default()),
+        (
+            "raw-no-fragments",
+            Repack { no_fragments: true, ..Repack::default() },
+        ),
+        ("raw-exports", Repack { exports: true, ..Repack::default() }),
+        ("raw-lz4", Repack { comp: Some("lz4"), ..Repack::default() }),
+        (
+            "compressed-data",
+            Repack { compress_data: true, ..Repack::default() },
+        ),
+    ];
+    let mut images: Vec<Crafted> = repacks
+        .into_iter()
+        .map(|(name, how)| {
+            let path = repack(plain(), &dir.join(name), how, |_| {});
+            Crafted::new(&format!("baseline/{name}"), path, Expect::Verified)
+        })
+        .collect();
+    let path =
+        repack(extension(), &dir.join("extension"), Repack::default(), |_| {});
+    images.push(Crafted::new("baseline/extension", path, Expect::Verified));
+    images.push(Crafted::new(
+        "baseline/as-built",
+        plain().to_path_buf(),
+        Expect::Verified,
+    ));
+    images
+}
+
+// ---------------------------------------------------------------------
+// The crafted images of a test run, made once and shared by the tests
+
+/// Where the crafted images go: under cargo's scratch directory, emptied
+/// the first time each set is made in a run.
+fn work_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("crafted")
+}
+
+/// The crafted images of a class (0: the baselines).
+fn crafted(class: usize) -> &'static [Crafted] {
+    static SETS: [OnceLock<Vec<Crafted>>; 10] =
+        [const { OnceLock::new() }; 10];
+    let make: fn(&Path) -> Vec<Crafted> = match class {
+        0 => baselines,
+        1 => class1,
+        2 => class2,
+        3 => class3,
+        4 => class4,
+        5 => class5,
+        6 => class6,
+        _ => panic!("no class {class}"),
+    };
+    SETS[class].get_or_init(|| {
+        let dir = work_dir().join(format!("class-{class}"));
+        let _ = fs::remove_dir_all(&dir);
+        make(&dir)
+    })
+}
+
+// ---------------------------------------------------------------------
+// Tests: what verify must do with each class
+
+#[test]
+fn baselines_verify() {
+    assert_judged(crafted(0));
+}
+
+#[test]
+fn class1_directory_index_redirect_is_refused() {
+    assert_judged(crafted(1));
+}
+
+#[test]
+fn class2_duplicate_inode_number_is_refused() {
+    assert_judged(crafted(2));
+}
+
+#[test]
+fn class3_nix_other_than_the_layouts_link_is_refused() {
+    assert_judged(crafted(3));
+}
+
+#[test]
+fn class4_unsorted_listing_is_refused() {
+    assert_judged(crafted(4));
+}
+
+#[test]
+fn class5_unreadable_unit_is_refused() {
+    assert_judged(crafted(5));
+}
+
+#[test]
+fn class6_tables_the_kernel_refuses_are_refused() {
+    assert_judged(crafted(6));
+}
