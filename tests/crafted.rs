@@ -1,20 +1,28 @@
 //! Crafted images (issue 17): images that `verify` must not pass, made
 //! from real images built here, one or more per way the kernel can read
-//! an image differently from our reader.
+//! an image differently from our reader, or an image can make `verify`
+//! do unbounded work or print what a terminal obeys.
 //!
-//! Images are real images repacked by mksquashfs with every metadata
-//! block stored as it is (`-noI -noId -noF -noX`), so that the inode,
-//! directory and other tables can be patched in place where our reader
-//! locates their records (`Raw`).
+//! Images are made three ways:
+//! - repacked by mksquashfs with every metadata block stored as it is
+//!   (`-noI -noId -noF -noX`), so that the inode, directory and other
+//!   tables can be patched in place where our reader locates their
+//!   records (`Raw`);
+//! - rewritten by our own writer, with the data blocks of a real image
+//!   copied as they are and files or directories added that mksquashfs
+//!   cannot make cheaply (`rewrite`);
+//! - built by nix-build where the trouble is in what Nix builds.
 //!
 //! Every `verify` and `inspect` runs as a child with 256 MiB of address
 //! space, and its CPU time (not wall time) is measured (`run_bounded`):
 //! the issue's target is that any image of up to 1 MiB is verified within
 //! 2 s of CPU and 256 MiB.
 
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::symlink;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -25,6 +33,10 @@ use std::time::{Duration, Instant};
 use portable_service::squashfs::inode::{BlockSize, Directory, InodeData};
 use portable_service::squashfs::metadata::MetaRef;
 use portable_service::squashfs::superblock::{Flags, NO_TABLE};
+use portable_service::squashfs::table::Fragment;
+use portable_service::squashfs::writer::{
+    FileData, Node, NodeKind, Settings, Tree, Writer, ROOT,
+};
 use portable_service::squashfs::{Entry, Image};
 
 use crate::util::{build, run, stderr, BUILDER};
@@ -235,6 +247,9 @@ enum Expect {
     Refused,
     /// Exit 0: a good image (a baseline, or a big but correct one).
     Verified,
+    /// Either, as long as it stays within the bounds and its output is
+    /// clean (class 9: names that are odd but not wrong).
+    Either,
 }
 
 struct Crafted {
@@ -375,6 +390,39 @@ fn extension() -> &'static Path {
     })
 }
 
+/// `tools_1.0.raw`: a store path with 30,000 files in one directory, and
+/// a unit that names 30,000 paths in it: those files when `present`,
+/// else names that are not there.
+fn many_names(present: bool) -> PathBuf {
+    let out = build(&format!(
+        r#"let
+             tools = runCommand "tools" {{ }} ''
+               mkdir -p $out/bin
+               cd $out/bin
+               i=10000
+               while [ $i -lt 40000 ]; do : > t$i; i=$((i+1)); done
+             '';
+             unit = runCommand "tools.service" {{ }} ''
+               {{
+                 echo '[Service]'
+                 echo 'ExecStart=${{tools}}/bin/t10000'
+                 i=10000
+                 while [ $i -lt 40000 ]; do
+                   echo "ExecStartPre=${{tools}}/bin/{}$i"
+                   i=$((i+1))
+                 done
+               }} > $out
+             '';
+           in portableService {{
+             pname = "tools";
+             version = "1.0";
+             units = [ unit ];
+           }}"#,
+        if present { "t" } else { "missing-" }
+    ));
+    out.join("tools_1.0.raw")
+}
+
 // ---------------------------------------------------------------------
 // Repacking with mksquashfs
 
@@ -437,6 +485,16 @@ fn repack(
     assert!(output.status.success(), "mksquashfs: {}", stderr(&output));
     fs::remove_dir_all(&tree).unwrap();
     out
+}
+
+/// The one store path in the extracted `tree` whose name ends with
+/// `name`.
+fn store_path_in(tree: &Path, name: &str) -> PathBuf {
+    fs::read_dir(tree.join("usr/nix/store"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(name))
+        .unwrap_or_else(|| panic!("no store path named {name}"))
 }
 
 /// The image path of the store path of `image` whose name ends with
@@ -650,6 +708,140 @@ fn listing(raw: &Raw, dir: &Directory) -> Vec<Listed> {
         }
     }
     entries
+}
+
+// ---------------------------------------------------------------------
+// Rewriting with our writer
+
+/// What `rewrite` does with an entry of the image.
+enum Edit {
+    Keep,
+    Replace(NodeKind),
+}
+
+/// `image` written again by our writer, under its file name in `dir`:
+/// its data and fragment blocks copied as they are, every entry kept
+/// unless `edit` replaces it, then `add` given the tree (and
+/// each kept path's node) to add to. The writer recurses per directory
+/// level, so it runs on a thread with a deep stack.
+fn rewrite(
+    image: &Path,
+    dir: &Path,
+    edit: impl FnMut(&Path) -> Edit + Send,
+    add: impl FnOnce(&mut Tree, &BTreeMap<PathBuf, usize>) + Send,
+) -> PathBuf {
+    fs::create_dir_all(dir).unwrap();
+    let out = dir.join(image.file_name().unwrap());
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .stack_size(256 << 20)
+            .spawn_scoped(s, || write_again(image, &out, edit, add))
+            .unwrap()
+            .join()
+            .unwrap()
+    });
+    out
+}
+
+fn write_again(
+    image: &Path,
+    out: &Path,
+    mut edit: impl FnMut(&Path) -> Edit,
+    add: impl FnOnce(&mut Tree, &BTreeMap<PathBuf, usize>),
+) {
+    let original = Image::open(image).unwrap();
+    let settings = Settings {
+        codec: original.codec().clone(),
+        block_size: original.block_size(),
+        data_flags: original.superblock().flags.0,
+        mkfs_time: 0,
+    };
+    let mut writer =
+        Writer::create(File::create(out).unwrap(), settings).unwrap();
+    let (start, end) = original.data_region();
+    let (file, offset) = original.file();
+    let placed = writer.copy_from(file, offset + start, end - start).unwrap();
+    let moved = |pos: u64| pos - start + placed;
+    for f in original.fragments() {
+        writer.add_fragment(Fragment { start: moved(f.start), size: f.size });
+    }
+    let root = original.root().unwrap();
+    let mut tree = Tree::new(root.mode(), root.uid, root.gid, root.mtime());
+    let mut nodes = BTreeMap::from([(PathBuf::from("/"), ROOT)]);
+    let mut linked: BTreeMap<MetaRef, usize> = BTreeMap::new();
+    for entry in original.entries().skip(1) {
+        let entry = entry.unwrap();
+        let parent = nodes[entry.path.parent().unwrap()];
+        let name = entry.path.file_name().unwrap().as_bytes();
+        if let Some(&id) = linked.get(&entry.inode_ref) {
+            tree.link(parent, name, id).unwrap();
+            continue;
+        }
+        let kind = match edit(&entry.path) {
+            Edit::Replace(kind) => kind,
+            Edit::Keep => match &entry.inode.data {
+                InodeData::Directory(_) => {
+                    NodeKind::Directory(BTreeMap::new())
+                }
+                InodeData::File(f) => NodeKind::File(FileData {
+                    size: f.size,
+                    blocks_start: if f.blocks.iter().all(|b| b.is_sparse()) {
+                        placed
+                    } else {
+                        moved(f.blocks_start)
+                    },
+                    blocks: f.blocks.clone(),
+                    fragment: f.fragment,
+                    sparse: f.sparse,
+                }),
+                InodeData::Symlink { target, .. } => {
+                    NodeKind::Symlink(target.clone())
+                }
+                InodeData::BlockDevice { rdev, .. } => {
+                    NodeKind::BlockDevice(*rdev)
+                }
+                InodeData::CharDevice { rdev, .. } => {
+                    NodeKind::CharDevice(*rdev)
+                }
+                InodeData::Fifo { .. } => NodeKind::Fifo,
+                InodeData::Socket { .. } => NodeKind::Socket,
+            },
+        };
+        let is_dir = matches!(kind, NodeKind::Directory(_));
+        let node = Node {
+            mode: entry.mode(),
+            uid: entry.uid,
+            gid: entry.gid,
+            mtime: entry.mtime(),
+            kind,
+        };
+        let id = tree.add(parent, name, node).unwrap();
+        if is_dir {
+            nodes.insert(entry.path.clone(), id);
+        } else if entry.inode.data.nlink() > 1 {
+            linked.insert(entry.inode_ref, id);
+        }
+    }
+    add(&mut tree, &nodes);
+    writer.finish(&tree).unwrap();
+}
+
+/// A file of `size` bytes of zeros, every block sparse: nothing of it is
+/// stored but its size words.
+fn sparse_file(size: u64, block_size: u32) -> NodeKind {
+    let blocks = size.div_ceil(block_size.into()) as usize;
+    NodeKind::File(FileData {
+        size,
+        // Where data could start; no block is read from there.
+        blocks_start: 96,
+        blocks: vec![BlockSize(0); blocks],
+        fragment: None,
+        sparse: size,
+    })
+}
+
+fn plain_node(kind: NodeKind) -> Node {
+    Node { mode: 0o755, uid: 0, gid: 0, mtime: 0, kind }
 }
 
 // ---------------------------------------------------------------------
@@ -994,6 +1186,191 @@ fn class6(dir: &Path) -> Vec<Crafted> {
     images
 }
 
+const MANIFEST: &str = "/usr/lib/portable-service/closure.json";
+const GIB: u64 = 1 << 30;
+
+/// Class 8: work driven by the image. Each image is also wrong, so
+/// verify must refuse it (but for the big image that is right).
+fn class8(dir: &Path) -> Vec<Crafted> {
+    let mut images = Vec::new();
+    let block = Image::open(plain()).unwrap().block_size();
+    let hello = store_path_of(&Image::open(plain()).unwrap(), "-hello");
+
+    // A 64 GiB file of sparse blocks where verify reads a whole file.
+    for (variant, target) in [
+        ("manifest-64-gib", MANIFEST),
+        ("os-release-64-gib", "/etc/os-release"),
+        ("unit-64-gib", UNIT),
+    ] {
+        let path = rewrite(
+            plain(),
+            &dir.join(variant),
+            |p| {
+                if p == Path::new(target) {
+                    Edit::Replace(sparse_file(64 * GIB, block))
+                } else {
+                    Edit::Keep
+                }
+            },
+            |_, _| {},
+        );
+        images.push(Crafted::new(
+            &format!("8/{variant}"),
+            path,
+            Expect::Refused,
+        ));
+    }
+
+    // A store file of 1 TiB, where the manifest records a NAR of 73 KB:
+    // hashing must stop at the recorded size.
+    let store_file = hello.join("bin/hello");
+    let path = rewrite(
+        plain(),
+        &dir.join("store-file-1-tib"),
+        |p| {
+            if p == store_file {
+                Edit::Replace(sparse_file(1024 * GIB, block))
+            } else {
+                Edit::Keep
+            }
+        },
+        |_, _| {},
+    );
+    images.push(Crafted::new("8/store-file-1-tib", path, Expect::Refused));
+
+    // 2000 nested directories of 255-byte names in a store path (whose
+    // NAR no longer matches): every path is half a MB long.
+    let path = rewrite(
+        plain(),
+        &dir.join("deep-long-names"),
+        |_| Edit::Keep,
+        |tree, nodes| {
+            let mut at = nodes[&hello];
+            let name = [b'n'; 255];
+            for _ in 0..2000 {
+                let node = plain_node(NodeKind::Directory(BTreeMap::new()));
+                at = tree.add(at, &name, node).unwrap();
+            }
+        },
+    );
+    images.push(Crafted::new("8/deep-long-names", path, Expect::Refused));
+
+    // A manifest that lists one store path 100,000 times.
+    let path = repack(
+        plain(),
+        &dir.join("manifest-100000-times"),
+        Repack { compress_data: true, ..Repack::default() },
+        |tree| {
+            let file = tree.join(MANIFEST.trim_start_matches('/'));
+            let mut json: serde_json::Value =
+                serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
+            let paths = json["paths"].as_array_mut().unwrap();
+            let first = paths[0].clone();
+            paths.extend(std::iter::repeat_n(first, 100_000));
+            fs::write(&file, serde_json::to_vec(&json).unwrap()).unwrap();
+        },
+    );
+    images.push(Crafted::new(
+        "8/manifest-100000-times",
+        path,
+        Expect::Refused,
+    ));
+
+    // A unit naming 30,000 paths in a store path's directory of 30,000
+    // files: paths that are not there, and paths that are.
+    images.push(Crafted::new(
+        "8/unit-names-30000-missing",
+        many_names(false),
+        Expect::Refused,
+    ));
+    images.push(Crafted::new(
+        "8/unit-names-30000-present",
+        many_names(true),
+        Expect::Verified,
+    ));
+    images
+}
+
+/// Names with bytes a terminal obeys: ESC sequences (clear the screen,
+/// set the title), BEL, DEL, a C1 control (CSI, U+009B, in UTF-8).
+const ESC_NAME: &[u8] = b"\x1b[2J\x1b]0;pwned\x07";
+const C1_NAME: &[u8] = "x\u{9b}31m\x7f".as_bytes();
+/// Not UTF-8: 0xff, and CSI as one raw byte (0x9b).
+const RAW_NAME: &[u8] = b"\xff\x9b31m";
+
+fn os(bytes: &[u8]) -> &OsStr {
+    OsStr::from_bytes(bytes)
+}
+
+/// Class 9: control bytes and bytes that are not UTF-8 in what inspect
+/// and verify print: os-release values, names, symlink targets, and an
+/// error that names a file.
+fn class9(dir: &Path) -> Vec<Crafted> {
+    let mut images = Vec::new();
+    let how = Repack::default();
+    let path = repack(plain(), &dir.join("os-release"), how, |tree| {
+        let file = tree.join("etc/os-release");
+        let mut text = fs::read(&file).unwrap();
+        text.extend(b"PORTABLE_PREFIXES=\x1b[31mdemo\n");
+        text.extend(b"PRETTY_NAME=\x1b]0;pwned\x07\n");
+        text.extend("VARIANT=\u{9b}31m\x7f\n".as_bytes());
+        text.extend(b"VARIANT_ID=\x9b31m\xff\n");
+        fs::write(&file, text).unwrap();
+    });
+    // PORTABLE_PREFIXES no longer holds the prefix 'demo'.
+    images.push(Crafted::new("9/os-release-values", path, Expect::Refused));
+
+    let path = repack(plain(), &dir.join("control-names"), how, |tree| {
+        fs::create_dir_all(tree.join("bin")).unwrap();
+        symlink(os(ESC_NAME), tree.join("bin").join(os(ESC_NAME))).unwrap();
+        symlink(os(C1_NAME), tree.join("bin").join(os(C1_NAME))).unwrap();
+        let units = tree.join("etc/systemd/system");
+        let mut name = ESC_NAME.to_vec();
+        name.extend(b"demo.service");
+        fs::write(units.join(os(&name)), "[Service]\n").unwrap();
+    });
+    images.push(Crafted::new("9/control-names", path, Expect::Either));
+
+    let path = repack(plain(), &dir.join("not-utf-8"), how, |tree| {
+        fs::create_dir_all(tree.join("bin")).unwrap();
+        let mut target = b"/x".to_vec();
+        target.extend(RAW_NAME);
+        symlink(os(&target), tree.join("bin").join(os(RAW_NAME))).unwrap();
+        let units = tree.join("etc/systemd/system");
+        let mut name = b"demo-".to_vec();
+        name.extend(RAW_NAME);
+        name.extend(b".service");
+        fs::write(units.join(os(&name)), "[Service]\n").unwrap();
+    });
+    images.push(Crafted::new("9/not-utf-8", path, Expect::Either));
+
+    // A file in a store path that cannot be read, named with ESC: the
+    // finding names it.
+    let mut hello = PathBuf::new();
+    let base = repack(plain(), &dir.join("unreadable-base"), how, |tree| {
+        hello = store_path_in(tree, "-hello");
+        fs::write(hello.join("bin").join(os(ESC_NAME)), "x").unwrap();
+    });
+    let mut raw = Raw::open(&base);
+    let mut file = Path::new("/usr/nix/store")
+        .join(hello.file_name().unwrap())
+        .join("bin")
+        .into_os_string();
+    file.push("/");
+    file.push(os(ESC_NAME));
+    let entry = raw.image.entry(Path::new(&file)).unwrap();
+    let (_, _, fragment, _) = file_fields(&raw, &entry);
+    let count = raw.image.superblock().fragment_count;
+    raw.patch_inode(&entry, fragment, &count.to_le_bytes());
+    let path = write_raw(&raw, dir, "unreadable-control-name");
+    images.push(Crafted::new(
+        "9/unreadable-control-name",
+        path,
+        Expect::Refused,
+    ));
+    images
+}
+
 /// The repacks and rewrites the crafted images start from, unpatched:
 /// verify must pass them, or the crafted images would be refused for
 /// what they share with them.
@@ -1018,6 +1395,9 @@ fn baselines(dir: &Path) -> Vec<Crafted> {
             Crafted::new(&format!("baseline/{name}"), path, Expect::Verified)
         })
         .collect();
+    let path =
+        rewrite(plain(), &dir.join("rewritten"), |_| Edit::Keep, |_, _| {});
+    images.push(Crafted::new("baseline/rewritten", path, Expect::Verified));
     let path =
         repack(extension(), &dir.join("extension"), Repack::default(), |_| {});
     images.push(Crafted::new("baseline/extension", path, Expect::Verified));
@@ -1050,6 +1430,8 @@ fn crafted(class: usize) -> &'static [Crafted] {
         4 => class4,
         5 => class5,
         6 => class6,
+        8 => class8,
+        9 => class9,
         _ => panic!("no class {class}"),
     };
     SETS[class].get_or_init(|| {
@@ -1095,4 +1477,90 @@ fn class5_unreadable_unit_is_refused() {
 #[test]
 fn class6_tables_the_kernel_refuses_are_refused() {
     assert_judged(crafted(6));
+}
+
+#[test]
+fn class8_work_driven_by_the_image_is_bounded() {
+    assert_judged(crafted(8));
+}
+
+/// The first byte of `bytes` that a terminal would obey: C0 controls
+/// (ESC, BEL, ...) but newline and tab, DEL, C1 controls (U+0080 to
+/// U+009F in UTF-8, or as single bytes that are not UTF-8).
+fn raw_control(bytes: &[u8]) -> Option<String> {
+    let mut at = 0;
+    for chunk in bytes.utf8_chunks() {
+        for (i, c) in chunk.valid().char_indices() {
+            let control = (c < ' ' && c != '\n' && c != '\t')
+                || ('\u{7f}'..='\u{9f}').contains(&c);
+            if control {
+                return Some(format!("U+{:04X} at byte {}", c as u32, at + i));
+            }
+        }
+        at += chunk.valid().len();
+        if let Some(&b) = chunk.invalid().first() {
+            if (0x80..=0x9f).contains(&b) {
+                return Some(format!("the raw byte {b:#04x} at byte {at}"));
+            }
+        }
+        at += chunk.invalid().len();
+    }
+    None
+}
+
+/// What is wrong with the output of `inspect`, `inspect --json` and
+/// `verify` on `image`: raw control bytes in what people read, or JSON
+/// that is cut off.
+fn output_faults(image: &Crafted) -> Vec<String> {
+    let mut faults = Vec::new();
+    let runs = [image.verify(), &inspect_bounded(&image.path, false)];
+    for r in runs {
+        for (stream, bytes) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
+            if let Some(what) = raw_control(bytes) {
+                faults.push(format!(
+                    "{}: {} prints {what} on {stream}: {}",
+                    image.name,
+                    r.what,
+                    shorten(
+                        &String::from_utf8_lossy(bytes)
+                            .escape_debug()
+                            .to_string(),
+                        400
+                    )
+                ));
+            }
+        }
+    }
+    let json = inspect_bounded(&image.path, true);
+    faults.extend(json.faults(image.size()));
+    if json.code == Some(0) {
+        if let Err(e) =
+            serde_json::from_slice::<serde_json::Value>(&json.stdout)
+        {
+            faults.push(format!(
+                "{}: inspect --json printed no JSON document: {e}",
+                image.name
+            ));
+        }
+    } else if !json.stdout.is_empty() {
+        faults.push(format!(
+            "{}: inspect --json failed ({}) after printing {} bytes: {}",
+            image.name,
+            json.ending(),
+            json.stdout.len(),
+            shorten(&json.stderr_text().escape_debug().to_string(), 300)
+        ));
+    }
+    faults
+}
+
+#[test]
+fn class9_output_is_clean() {
+    let images = crafted(9);
+    let mut faults = Vec::new();
+    for image in images {
+        faults.extend(judge(image).0);
+        faults.extend(output_faults(image));
+    }
+    assert!(faults.is_empty(), "\n{}\n", faults.join("\n"));
 }

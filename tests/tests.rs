@@ -51,5 +51,6 @@ mod ddi;
 mod disk_image;
 
 // Crafted images (issue 17): what verify must do with images the kernel
-// reads differently from our reader, run within bounds.
+// reads differently from our reader, that drive its work or hold control
+// bytes in names, run within bounds.
 mod crafted;
