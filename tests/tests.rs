@@ -52,5 +52,6 @@ mod disk_image;
 
 // Crafted images (issue 17): what verify must do with images the kernel
 // reads differently from our reader, that drive its work or hold control
-// bytes in names, run within bounds.
+// bytes in names, run within bounds; the kernel, mounting them, as the
+// oracle.
 mod crafted;
