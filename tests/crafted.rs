@@ -1461,11 +1461,20 @@ impl Mount {
 
 impl Drop for Mount {
     fn drop(&mut self) {
-        let unmounted = Command::new("umount").arg(&self.0).status();
-        if !unmounted.is_ok_and(|s| s.success()) {
-            // Busy (a file still open): detach it now, it goes when free.
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        // A child another test thread forks holds this process's
+        // descriptors until it execs, so the mount can be busy a moment.
+        for _ in 0..20 {
+            let unmounted = Command::new("umount")
+                .arg(&self.0)
+                .stderr(Stdio::null())
+                .status();
+            if unmounted.is_ok_and(|s| s.success()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
+        // Still busy: detach it now; it goes when the last user does.
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }
 
@@ -1657,7 +1666,9 @@ fn entry_disagrees(
         }
         EntryKind::Symlink { target } => match read_link_at(&fd) {
             Ok(t) if t == target => None,
-            Ok(t) => Some(format!("the kernel's target is {}", t.display())),
+            Ok(t) => Some(format!(
+                "the kernel's target is {t:?}, our reader's {target:?}"
+            )),
             Err(err) => {
                 Some(format!("the kernel cannot read the link: {err}"))
             }
