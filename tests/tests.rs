@@ -53,5 +53,5 @@ mod disk_image;
 // Crafted images (issue 17): what verify must do with images the kernel
 // reads differently from our reader, that drive its work or hold control
 // bytes in names, run within bounds; the kernel, mounting them, as the
-// oracle.
+// oracle; seeded mutants of real images.
 mod crafted;
