@@ -44,9 +44,12 @@ use crate::text;
 pub const MANIFEST_LIMIT: u64 = 32 << 20;
 /// The most bytes of a release file read (they hold a few lines).
 pub const RELEASE_LIMIT: u64 = 64 << 10;
-/// The most bytes of a unit file read: systemd's longest line
-/// (`LONG_LINE_MAX`); real units are a few KiB.
-pub const UNIT_LIMIT: u64 = 1 << 20;
+/// The most bytes of a unit file read: real units are a few KiB, and a
+/// unit naming 100,000 store paths takes 7 MiB.
+pub const UNIT_LIMIT: u64 = 16 << 20;
+/// The longest line systemd reads in a unit file (`LONG_LINE_MAX` in its
+/// `fileio.h`); it refuses a unit with a longer one.
+pub const UNIT_LINE_LIMIT: usize = 1 << 20;
 /// The most entries outside the store recorded: the layout puts a few
 /// dozen there, plus one per unit, symlink and mount point.
 pub const OUTSIDE_STORE_LIMIT: usize = 1 << 16;
@@ -381,6 +384,17 @@ fn unit(image: &Image, entry: &Entry, prefix: &str) -> UnitFile {
         Err(_) => None,
     };
     let (names, unreadable) = match text {
+        Some(Ok(text))
+            if text
+                .split(|b| *b == b'\n')
+                .any(|l| l.len() > UNIT_LINE_LIMIT) =>
+        {
+            let why = format!(
+                "a line is longer than the {UNIT_LINE_LIMIT} bytes systemd \
+                 reads of one"
+            );
+            (BTreeSet::new(), Some(why))
+        }
         Some(Ok(text)) => {
             (store_paths_named(&String::from_utf8_lossy(&text)), None)
         }

@@ -21,11 +21,14 @@ count in the superblock, and so does the assembly (`writer`). Here:
   privileged), and a NAR cannot hold them, so nothing checks them;
 - the export table, where there is one, maps each number to its inode
   (the kernel uses it to open files by NFS handle, `export.c`);
-- the image is padded to a multiple of 4 KiB, as mksquashfs pads it.
+- the image is padded to a multiple of 4 KiB, as mksquashfs pads it;
+- the compressor is one the kernel has (squashfs-tools can write lzma,
+  which the reader reads for `inspect`, but the kernel cannot).
 */
 
 use std::fmt;
 
+use super::compressor::Compressor;
 use super::inode::{InodeData, NO_XATTR};
 use super::metadata::MetaRef;
 use super::reader::{Entry, Image};
@@ -91,6 +94,13 @@ impl Walk<'_> {
 
     fn superblock(&mut self) {
         let sb = self.image.superblock();
+        if self.image.compressor() == Compressor::Lzma {
+            self.problem(
+                "the superblock",
+                "names lzma, which the kernel does not read (decompressor.c \
+                 has no lzma decompressor)",
+            );
+        }
         if sb.xattr_id_table_start != NO_TABLE {
             self.problem(
                 "the superblock",

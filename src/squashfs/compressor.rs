@@ -39,6 +39,9 @@ use super::error::{Error, ErrorKind, Result};
 /// allows 32 MiB, and a corrupt header must not make us allocate more.
 const MEMLIMIT: u64 = 64 << 20;
 
+/// A metadata block's size, which every decoder must be able to hold.
+const BLOCK_OF_METADATA: u32 = 8192;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compressor {
     Gzip,
@@ -111,6 +114,7 @@ pub struct Codec {
     /// xz only: the dictionary size every reader must be able to hold.
     dictionary: u32,
     xz_filters: u32,
+    block_size: u32,
 }
 
 impl Codec {
@@ -131,6 +135,7 @@ impl Codec {
             },
             dictionary: block_size,
             xz_filters: 0,
+            block_size,
         };
         let Some(options) = options else { return Ok(codec) };
         let bad = |what: &str| {
@@ -163,7 +168,11 @@ impl Codec {
                 codec.level = first;
             }
             Compressor::Xz => {
-                if !(8192..=1 << 30).contains(&first) {
+                // The kernel takes 2^n or 3 * 2^n (`xz_wrapper.c`).
+                let low = first & first.wrapping_neg();
+                if !(8192..=1 << 30).contains(&first)
+                    || (first != low && first != low * 3)
+                {
                     return Err(bad(&format!("dictionary size {first}")));
                 }
                 codec.dictionary = first;
@@ -202,7 +211,7 @@ impl Codec {
         let result = match self.compressor {
             Compressor::Gzip => inflate(input, out, max),
             Compressor::Lzma => unlzma(input, out, max),
-            Compressor::Xz => unxz(input, out, max),
+            Compressor::Xz => unxz(input, out, max, self.max_dictionary()),
             Compressor::Lzo => {
                 out.resize(max, 0);
                 let (done, err) =
@@ -219,12 +228,7 @@ impl Codec {
                     .map(|len| out.truncate(len))
                     .map_err(|e| format!("lz4: {e}"))
             }
-            Compressor::Zstd => {
-                out.resize(max, 0);
-                zstd::bulk::decompress_to_buffer(input, &mut out[..])
-                    .map(|len| out.truncate(len))
-                    .map_err(|e| format!("zstd: {e}"))
-            }
+            Compressor::Zstd => unzstd(input, out, max, self.max_window()),
         };
         match result {
             Ok(()) if out.len() <= max => Ok(()),
@@ -238,6 +242,23 @@ impl Codec {
                 self.compressor
             ))
         })
+    }
+
+    /// The largest xz dictionary the kernel's decoder is set up for: the
+    /// options' size, else the block size, and never less than a
+    /// metadata block (`xz_wrapper.c`, `squashfs_xz_comp_opts`).
+    fn max_dictionary(&self) -> u32 {
+        match self.options {
+            Some(_) => self.dictionary,
+            None => self.dictionary.max(BLOCK_OF_METADATA),
+        }
+    }
+
+    /// The largest zstd window the kernel's decoder is set up for, as a
+    /// power of two: the block size, never less than a metadata block
+    /// (`zstd_wrapper.c`, `zstd_init`).
+    fn max_window(&self) -> u32 {
+        self.block_size.max(BLOCK_OF_METADATA).trailing_zeros()
     }
 
     /// Encodes a metadata block; `None` when the result would not be
@@ -308,10 +329,120 @@ fn run_decoder(
     }
 }
 
-fn unxz(input: &[u8], out: &mut Vec<u8>, max: usize) -> Result<(), String> {
+/// An xz stream as the kernel decodes it: one block, whose LZMA2
+/// dictionary is at most `dictionary` (the kernel's decoder is set up
+/// for that much and refuses more, `XZ_MEMLIMIT_ERROR`).
+fn unxz(
+    input: &[u8],
+    out: &mut Vec<u8>,
+    max: usize,
+    dictionary: u32,
+) -> Result<(), String> {
+    let needed = xz_dictionary(input)?;
+    if needed > dictionary {
+        return Err(format!(
+            "the stream needs a dictionary of {needed} bytes, the kernel \
+             holds {dictionary}"
+        ));
+    }
     let stream =
         Stream::new_stream_decoder(MEMLIMIT, 0).map_err(|e| e.to_string())?;
-    run_decoder(stream, input, out, max)
+    run_decoder(stream, input, out, max)?;
+    let blocks = xz_blocks(input)?;
+    if blocks != 1 {
+        return Err(format!("{blocks} blocks in the stream, not 1"));
+    }
+    Ok(())
+}
+
+/// The LZMA2 dictionary size in the first block header of an xz stream
+/// (the xz file format, 1.0.4: 2.1.1 stream header, 3.1 block header,
+/// 5.3.1 LZMA2 properties).
+fn xz_dictionary(stream: &[u8]) -> Result<u32, String> {
+    let header = stream.get(12..).ok_or("shorter than an xz header")?;
+    let size = usize::from(*header.first().ok_or("no block")?) * 4 + 4;
+    let block = header.get(..size).ok_or("a cut block header")?;
+    let flags = block[1];
+    let mut at = 2;
+    let varint = |at: &mut usize| -> Result<u64, String> {
+        let mut value = 0u64;
+        for shift in (0..63).step_by(7) {
+            let byte = *block.get(*at).ok_or("a cut block header")?;
+            *at += 1;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err("a varint too long".into())
+    };
+    for present in [0x40, 0x80] {
+        if flags & present != 0 {
+            varint(&mut at)?;
+        }
+    }
+    for _ in 0..=(flags & 3) {
+        let id = varint(&mut at)?;
+        let len = varint(&mut at)? as usize;
+        let props = block.get(at..at + len).ok_or("a cut block header")?;
+        at += len;
+        if id == 0x21 {
+            let p = *props.first().ok_or("no LZMA2 properties")?;
+            return match p {
+                0..=39 => Ok((2 | u32::from(p & 1)) << (p / 2 + 11)),
+                40 => Ok(u32::MAX),
+                _ => Err(format!("LZMA2 dictionary property {p}")),
+            };
+        }
+    }
+    Err("no LZMA2 filter in the first block".into())
+}
+
+/// The number of blocks an xz stream's index records (its footer's
+/// backward size leads to it: the xz file format, 2.1.2 and 4).
+fn xz_blocks(stream: &[u8]) -> Result<u64, String> {
+    let footer = stream
+        .len()
+        .checked_sub(12)
+        .and_then(|at| stream.get(at..))
+        .ok_or("shorter than an xz footer")?;
+    let backward = u32::from_le_bytes(footer[4..8].try_into().unwrap());
+    let index_len = (u64::from(backward) + 1) * 4;
+    let index = (stream.len() as u64)
+        .checked_sub(12 + index_len)
+        .and_then(|at| stream.get(at as usize..))
+        .ok_or("an index larger than the stream")?;
+    if index.first() != Some(&0) {
+        return Err("no index where the footer says".into());
+    }
+    let mut count = 0u64;
+    for (i, byte) in index[1..].iter().take(9).enumerate() {
+        count |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Ok(count);
+        }
+    }
+    Err("a cut index".into())
+}
+
+/// A zstd frame as the kernel decodes it: with a window of at most
+/// `2^window_log` bytes.
+fn unzstd(
+    input: &[u8],
+    out: &mut Vec<u8>,
+    max: usize,
+    window_log: u32,
+) -> Result<(), String> {
+    let error = |e: std::io::Error| format!("zstd: {e}");
+    let mut decoder = zstd::bulk::Decompressor::new().map_err(error)?;
+    decoder
+        .set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(window_log))
+        .map_err(error)?;
+    out.resize(max, 0);
+    let len =
+        decoder.decompress_to_buffer(input, &mut out[..]).map_err(error)?;
+    out.truncate(len);
+    Ok(())
 }
 
 /// LZMA alone, as squashfs-tools' `lzma_xz_wrapper.c` reads it: the

@@ -141,13 +141,40 @@ blocks, followed by an index of `u64` positions of those blocks, one per
 is `u64 start of the xattr key/value blocks, u32 count, u32 unused`, then
 an index to 16-byte records (`u64 reference, u32 count, u32 size`).
 
+# What the kernel checks, and what we mirror
+
+`verify` must see what the kernel sees, so the reader refuses whatever
+the kernel reads differently or not at all (Linux 6.12, `fs/squashfs/`),
+and `check` adds the canonical form mksquashfs writes where the kernel
+would take an image one way and another reader another way:
+
+| kernel (file, function) | what it checks or does | here |
+|---|---|---|
+| `super.c`, `squashfs_fill_super` | magic, version 4.0, known compressor, `bytes_used` within the device, block size 4 KiB to 1 MiB matching its log, root inode offset | `superblock::Superblock::parse`, `reader` (the device is whole 512-byte sectors, as a loop device shows a file) |
+| `super.c`, `squashfs_fill_super` | tables checked from the end backwards: xattr ids, ids, export table, fragments; the directory table ends by the next table and starts after the inode table | `reader::Tables::read` |
+| `id.c`, `export.c`, `xattr_id.c`: `squashfs_read_*_table` | an index exactly as long as the room before the next table, blocks rising by at most 8 KiB plus a header, the last right before the index | `table::read_index` with `IndexEnd::Exactly` |
+| `fragment.c`, `squashfs_read_fragment_index_table` | the index fits before the next table, its first block before it | `IndexEnd::Before` |
+| `decompressor.c`, `get_comp_opts` | the options block is read before there is a decompressor, so it must be stored | `reader::read_options` |
+| `lz4_wrapper.c`, `lz4_comp_opts` | lz4 images have options, version 1 | `reader`, `compressor::Codec::new` |
+| `xz_wrapper.c`, `squashfs_xz_comp_opts`, `squashfs_xz_uncompress` | the dictionary is 2^n or 3·2^n; streams needing more than it fail | `Codec::new`, `compressor::unxz` (and one block per stream, as mksquashfs writes) |
+| `zstd_wrapper.c`, `zstd_init` | a window of at most the block size | `compressor::unzstd` |
+| `decompressor.c` | lzma is not read at all | `check` |
+| `block.c`, `squashfs_read_data` | metadata blocks of 1 to 8 KiB stored, data blocks at most the block size | `metadata`, `inode` |
+| `cache.c`, `squashfs_read_metadata` | records run on into the next block; a block's length is what it decodes to | `metadata::Table` (and every block but the last is 8 KiB, which `namei.c`'s index arithmetic assumes) |
+| `inode.c`, `squashfs_read_inode`, `squashfs_new_inode` | inode number not 0, ids in the id table, a fragment tail only when the size is not whole blocks, symlinks up to a page | `reader::Image::inode`, `inode` |
+| `namei.c`, `get_dir_index_using_name`, `squashfs_lookup` | the index sends a lookup to `start_block`, `(index + offset) % 8192`; runs of at most 256 entries and names of at most 256 bytes; the scan stops at the first name past the one sought, which only a listing in byte order makes safe | `directory::Listing` |
+| `namei.c` → `inode.c`, `squashfs_iget` | inodes are kept by number (`iget_locked`) | `check` (each number on one inode) |
+| `xattr.c` | extended attributes are applied | `check` (none allowed) |
+| `export.c`, `squashfs_export_iget` | NFS handles open inodes through the export table | `check` (the table agrees with the tree) |
+
 # What this module does with it
 
 `reader` reads all of the above except xattrs (which our images do not
-have; their tables are only located, to bound the others). `writer` writes
-images without export and xattr tables, with every metadata block
-compressed unless that does not make it smaller. `assemble` puts layers
-together; its module doc says how a layer's data blocks are found.
+have; their table is only checked, to bound the others). `check` walks
+a whole image for the canonical form. `writer` writes images without
+export and xattr tables, with every metadata block compressed unless
+that does not make it smaller. `assemble` puts layers together; its
+module doc says how a layer's data blocks are found.
 */
 
 pub mod assemble;

@@ -163,14 +163,19 @@ impl Image {
         let compressor = Compressor::from_id(sb.compressor)?;
         let mut data_start = superblock::SIZE as u64;
         let options = if sb.flags.has(Flags::COMPRESSOR_OPTIONS) {
-            let plain = Codec::new(compressor, None, sb.block_size)?;
-            let (options, next) =
-                metadata::read_block(&source, &plain, data_start)?;
+            let (options, next) = read_options(&source)?;
             data_start = next;
             Some(options)
         } else {
             None
         };
+        if compressor == Compressor::Lz4 && options.is_none() {
+            return Err(Error::corrupt(
+                "an lz4 image without its options block, which the kernel \
+                 refuses (lz4_wrapper.c: lz4 images always have options)",
+            )
+            .at(24));
+        }
         let codec = Codec::new(compressor, options.as_deref(), sb.block_size)
             .map_err(|e| e.at(superblock::SIZE as u64))?;
         let tables = Tables::read(&source, &sb)?;
@@ -761,6 +766,26 @@ fn into_error(e: io::Error, path: &Path) -> Error {
             Error::new(ErrorKind::Io, format!("reading {}", path.display()))
         }
     }
+}
+
+/// The options block after the superblock, which must be stored as it is:
+/// the kernel reads it before it has a decompressor
+/// (`decompressor.c`, `get_comp_opts`). Returns it and where it ends.
+fn read_options(source: &Source) -> Result<(Vec<u8>, u64)> {
+    let at = superblock::SIZE as u64;
+    let mut header = [0; 2];
+    source.read_at(at, &mut header)?;
+    let header = u16::from_le_bytes(header);
+    let len = header & !metadata::STORED;
+    if header & metadata::STORED == 0 || len == 0 || len > 4096 {
+        return Err(Error::corrupt(format!(
+            "an options block with header {header:#06x}: it must be stored \
+             as it is, 1 to 4096 bytes, for the kernel to read it"
+        ))
+        .at(at));
+    }
+    let options = source.read_vec(at + 2, len.into())?;
+    Ok((options, at + 2 + u64::from(len)))
 }
 
 /// The indexes of the tables after the directory table, read and
