@@ -12,7 +12,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILDER = os.path.join(ROOT, "target/release/portable-service-builder")
 NIX_BUILD = os.path.join(ROOT, "scripts/nix-build")
 
-# The builder's machine-readable summary line (src/build/summary.rs).
+# The builder's machine-readable summary line (src/builder/summary.rs).
 SUMMARY_PREFIX = "portable-service-builder: summary "
 
 

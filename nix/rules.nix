@@ -3,7 +3,7 @@
 # the message that names the value and the rule. portable-service.nix
 # throws them; the builder applies the same rules, with the same words, to
 # what only the build can see (src/systemd/unit_name.rs, image_name.rs,
-# src/build/compression.rs, symlink.rs, config.rs), and
+# src/builder/compression.rs, symlink.rs, config.rs), and
 # tests/data/argument-rules.json holds the cases both sides must agree on.
 #
 # Only builtins are used, so that this evaluates without nixpkgs.

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 
-use crate::build;
+use crate::builder;
 use crate::ddi::signature::{Openssl, Signer};
 use crate::image::{inspect, survey, verify};
 
@@ -172,7 +172,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
 
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<ExitCode> {
     match parse(args)? {
-        Command::Build => build::run()?,
+        Command::Build => builder::run()?,
         Command::Inspect { image, json } => inspect::run(&image, json)?,
         Command::Verify { image, base, certificate, report } => {
             let holds = verify::run(

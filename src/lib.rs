@@ -18,7 +18,7 @@ The crate, by layer (each imports only from the layers above it):
 - `layout`: every path the image layout fixes, from `nix/layout.json`,
   which the Nix function reads too; `manifest`: what every image records
   of what it holds;
-- `build`, the write side, a pipeline: `attrs` (what Nix wrote) →
+- `builder`, the write side, a pipeline: `attrs` (what Nix wrote) →
   `config` (validated) → `base` (an extension's base) → `units` →
   `plan` (a `tree`, a plain value) → `output` (`mksquashfs` fed a tar
   `stream`, then a disk image for `format = "ddi"`) → `summary`; `layers`
@@ -28,11 +28,11 @@ The crate, by layer (each imports only from the layers above it):
 - `cli`: the command line, and `main.rs` its exit-code policy.
 
 Nothing in `nix`, `squashfs`, `ddi`, `systemd`, `layout` or `manifest`
-knows of images being built or read; `image` never imports `build`.
+knows of images being built or read; `image` never imports `builder`.
 */
 
 pub mod atomic_write;
-pub mod build;
+pub mod builder;
 pub mod cli;
 pub mod ddi;
 pub mod image;

@@ -8,9 +8,9 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use portable_service::build::compression::{Compression, COMPRESSORS};
-use portable_service::build::mksquashfs::{self, Settings};
-use portable_service::build::tree::{ImagePath, Node, Tree};
+use portable_service::builder::compression::{Compression, COMPRESSORS};
+use portable_service::builder::mksquashfs::{self, Settings};
+use portable_service::builder::tree::{ImagePath, Node, Tree};
 use portable_service::image::nar::{nar_digest, nar_digests, write_nar};
 use portable_service::nix::nar::{host, writer};
 use portable_service::nix::store_path::StorePath;

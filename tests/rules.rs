@@ -10,14 +10,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
-use portable_service::build::attrs::Attrs;
-use portable_service::build::base::BaseImage;
-use portable_service::build::compression::{parse_block_size, Compression};
-use portable_service::build::config::{text_field, Config};
-use portable_service::build::format::ImageFormat;
-use portable_service::build::plan;
-use portable_service::build::tree::Node;
-use portable_service::build::units::Unit;
+use portable_service::builder::attrs::Attrs;
+use portable_service::builder::base::BaseImage;
+use portable_service::builder::compression::{parse_block_size, Compression};
+use portable_service::builder::config::{text_field, Config};
+use portable_service::builder::format::ImageFormat;
+use portable_service::builder::plan;
+use portable_service::builder::tree::Node;
+use portable_service::builder::units::Unit;
 use portable_service::nix::store_path::StorePath;
 use portable_service::systemd::{image_name, unit_name};
 use serde_json::{json, Value};
@@ -137,7 +137,7 @@ fn plan_of(
     symlinks: &Value,
     mount_points: &Value,
     extension: bool,
-) -> anyhow::Result<portable_service::build::tree::Tree> {
+) -> anyhow::Result<portable_service::builder::tree::Tree> {
     let (config, base) = config(symlinks, mount_points, extension);
     let units = [Unit {
         name: "demo.service".into(),

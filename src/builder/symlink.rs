@@ -17,7 +17,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use crate::build::tree::{ImagePath, Node, Tree};
+use crate::builder::tree::{ImagePath, Node, Tree};
 use crate::layout::layout;
 use crate::nix::store_path::StorePath;
 

@@ -17,8 +17,8 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use crate::build::tar::TarWriter;
-use crate::build::tree::{Content, Node, Tree};
+use crate::builder::tar::TarWriter;
+use crate::builder::tree::{Content, Node, Tree};
 use crate::nix::STORE_MODES;
 
 /// What went into the stream, for the build summary.

@@ -17,9 +17,9 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 
 use crate::atomic_write::write_atomically;
-use crate::build::compression::Compression;
-use crate::build::stream::{self, Stats};
-use crate::build::tree::Tree;
+use crate::builder::compression::Compression;
+use crate::builder::stream::{self, Stats};
+use crate::builder::tree::Tree;
 
 pub struct Settings<'a> {
     pub mksquashfs: &'a Path,

@@ -6,7 +6,7 @@ rebuilds only the final layer and the assembly.
 
 A layer holds the store paths of its roots' closure that no earlier layer
 holds (nor, for an extension image, its base), under the image's store
-directory. The final layer is the image job (`crate::build::image`) with
+directory. The final layer is the image job (`crate::builder::image`) with
 what the layers hold left out: units, scaffold, manifest, symlinks and
 every other store path. The assembly puts the layers' compressed blocks,
 as they are, into one ordinary squashfs image with the tree of the
@@ -21,15 +21,15 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use crate::build::attrs::{self, AssembleAttrs, LayerAttrs};
-use crate::build::base::BaseImage;
-use crate::build::closure::Closure;
-use crate::build::compression::{self, Compression};
-use crate::build::format::ImageFormat;
-use crate::build::mksquashfs::Settings;
-use crate::build::output;
-use crate::build::summary::AssemblySummary;
-use crate::build::tree::{ImagePath, Node, Tree};
+use crate::builder::attrs::{self, AssembleAttrs, LayerAttrs};
+use crate::builder::base::BaseImage;
+use crate::builder::closure::Closure;
+use crate::builder::compression::{self, Compression};
+use crate::builder::format::ImageFormat;
+use crate::builder::mksquashfs::Settings;
+use crate::builder::output;
+use crate::builder::summary::AssemblySummary;
+use crate::builder::tree::{ImagePath, Node, Tree};
 use crate::layout::layout;
 use crate::nix::store_path::StorePath;
 use crate::squashfs;

@@ -24,9 +24,9 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use crate::build::attrs::{Attrs, Job};
-use crate::build::base::BaseImage;
-use crate::build::config::Config;
+use crate::builder::attrs::{Attrs, Job};
+use crate::builder::base::BaseImage;
+use crate::builder::config::Config;
 
 pub mod attrs;
 pub mod base;

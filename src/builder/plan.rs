@@ -30,11 +30,11 @@ description; and the user's symlinks, which must lie under `/usr` or `/opt`.
 
 use anyhow::{Context, Result};
 
-use crate::build::base::BaseImage;
-use crate::build::config::Config;
-use crate::build::mount_points;
-use crate::build::tree::{Content, ImagePath, Node, Tree};
-use crate::build::units::Unit;
+use crate::builder::base::BaseImage;
+use crate::builder::config::Config;
+use crate::builder::mount_points;
+use crate::builder::tree::{Content, ImagePath, Node, Tree};
+use crate::builder::units::Unit;
 use crate::layout::layout;
 use crate::manifest::{self, Manifest, ManifestBase};
 use crate::systemd::os_release::{ExtensionRelease, OsRelease};
@@ -154,7 +154,7 @@ fn path(relative: &str) -> ImagePath {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::attrs::Attrs;
+    use crate::builder::attrs::Attrs;
 
     const BASH: &str = "/nix/store/4nfb4995bpj54nsc3abjm3z60f0nfwgf-bash";
     const UNIT: &str =

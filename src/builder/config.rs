@@ -12,13 +12,13 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
-use crate::build::attrs::{self, Attrs, BaseArg};
-use crate::build::closure::Closure;
-use crate::build::compression::{self, Compression};
-use crate::build::format::ImageFormat;
-use crate::build::mount_points::MountPointArg;
-use crate::build::symlink::Symlink;
-use crate::build::units::UnitSource;
+use crate::builder::attrs::{self, Attrs, BaseArg};
+use crate::builder::closure::Closure;
+use crate::builder::compression::{self, Compression};
+use crate::builder::format::ImageFormat;
+use crate::builder::mount_points::MountPointArg;
+use crate::builder::symlink::Symlink;
+use crate::builder::units::UnitSource;
 use crate::nix::store_path::StorePath;
 use crate::systemd::image_name;
 

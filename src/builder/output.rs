@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::build::format::ImageFormat;
-use crate::build::mksquashfs;
-use crate::build::summary::{CpuTime, Summary};
-use crate::build::tree::{Node, Tree};
+use crate::builder::format::ImageFormat;
+use crate::builder::mksquashfs;
+use crate::builder::summary::{CpuTime, Summary};
+use crate::builder::tree::{Node, Tree};
 use crate::ddi;
 
 /// Writes `tree` as `file` in `format`, in its output directory, which a

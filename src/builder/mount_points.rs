@@ -22,10 +22,10 @@ made for it.
 
 use anyhow::{bail, Result};
 
-use crate::build::base::BaseImage;
-use crate::build::closure::Closure;
-use crate::build::tree::{Content, ImagePath, Node, Tree};
-use crate::build::units::Unit;
+use crate::builder::base::BaseImage;
+use crate::builder::closure::Closure;
+use crate::builder::tree::{Content, ImagePath, Node, Tree};
+use crate::builder::units::Unit;
 use crate::image::survey::EntryType;
 use crate::layout::layout;
 use crate::nix::store_path::StorePath;
