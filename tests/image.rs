@@ -114,8 +114,8 @@ fn digests_store_paths_as_nix_records_them() {
     }
     let path = dir.path().join("store.raw");
     let settings = Settings {
-        mksquashfs: Path::new("mksquashfs"),
-        compression: &Compression::parse("xz -Xdict-size 100%").unwrap(),
+        mksquashfs: "mksquashfs".into(),
+        compression: Compression::parse("xz -Xdict-size 100%").unwrap(),
         block_size: 1 << 20,
         processors: 2,
     };

@@ -40,12 +40,11 @@ pub struct Attrs {
     pub mount_points: Vec<MountPointAttr>,
     pub description: Option<String>,
     pub homepage: Option<String>,
-    pub squash_compression: String,
-    pub squash_block_size: String,
-    /// The `mksquashfs` executable of the configured squashfs-tools.
-    pub mksquashfs: PathBuf,
+    #[serde(flatten)]
+    pub squashfs: SquashfsAttrs,
     pub closure: Vec<PathInfo>,
-    pub outputs: BTreeMap<String, PathBuf>,
+    #[serde(flatten)]
+    pub outputs: Outputs,
     /// For an extension image: the image it extends.
     pub base: Option<BaseArg>,
     /// For the final layer: what the other layers hold.
@@ -53,19 +52,16 @@ pub struct Attrs {
     pub layered: Vec<PathInfo>,
     /// For the final layer: the file it writes (else `<pname>_<version>.raw`).
     pub output_file: Option<String>,
-    /// `squashfs` or `ddi`.
-    pub format: String,
-    /// The Nix system the image's services run on.
-    pub host_system: String,
+    #[serde(flatten)]
+    pub format: FormatAttrs,
 }
 
 /// A layer of a layered image.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LayerAttrs {
-    pub squash_compression: String,
-    pub squash_block_size: String,
-    pub mksquashfs: PathBuf,
+    #[serde(flatten)]
+    pub squashfs: SquashfsAttrs,
     /// The closure of the layer's roots.
     pub closure: Vec<PathInfo>,
     /// The closure of the earlier layers' roots.
@@ -74,7 +70,8 @@ pub struct LayerAttrs {
     /// For a layer of an extension image: the image it extends.
     pub base: Option<BaseArg>,
     pub output_file: String,
-    pub outputs: BTreeMap<String, PathBuf>,
+    #[serde(flatten)]
+    pub outputs: Outputs,
 }
 
 /// The assembly of a layered image from its layers.
@@ -84,9 +81,46 @@ pub struct AssembleAttrs {
     /// The layers' files, in order, the final layer last.
     pub layers: Vec<PathBuf>,
     pub file_name: String,
-    pub format: String,
-    pub host_system: String,
+    #[serde(flatten)]
+    pub format: FormatAttrs,
+    #[serde(flatten)]
+    pub outputs: Outputs,
+}
+
+/// How a job that writes a squashfs writes it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SquashfsAttrs {
+    pub squash_compression: String,
+    pub squash_block_size: String,
+    /// The `mksquashfs` executable of the configured squashfs-tools.
+    pub mksquashfs: PathBuf,
+}
+
+/// What Nix adds to every job: where its outputs go.
+#[derive(Debug, Deserialize)]
+pub struct Outputs {
     pub outputs: BTreeMap<String, PathBuf>,
+}
+
+impl Outputs {
+    /// The output `out`.
+    pub fn out(&self) -> Result<&Path> {
+        self.outputs
+            .get("out")
+            .map(PathBuf::as_path)
+            .context(".attrs.json has no output 'out'")
+    }
+}
+
+/// What the image file is, for the jobs that write one.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FormatAttrs {
+    /// `squashfs` or `ddi`.
+    pub format: String,
+    /// The Nix system the image's services run on.
+    pub host_system: String,
 }
 
 /// What a derivation asks the builder to do.
@@ -128,11 +162,6 @@ pub struct MountPointAttr {
 pub struct SymlinkAttr {
     pub object: String,
     pub symlink: String,
-}
-
-/// The path of the output `out` in a job's `outputs`.
-pub fn out(outputs: &BTreeMap<String, PathBuf>) -> Result<&PathBuf> {
-    outputs.get("out").context(".attrs.json has no output 'out'")
 }
 
 /// Where Nix put `.attrs.json`: `$NIX_ATTRS_JSON_FILE` when that file

@@ -12,10 +12,10 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
-use crate::builder::attrs::{self, Attrs, BaseArg};
+use crate::builder::attrs::{Attrs, BaseArg};
 use crate::builder::closure::Closure;
-use crate::builder::compression::{self, Compression};
 use crate::builder::format::ImageFormat;
+use crate::builder::mksquashfs::Settings;
 use crate::builder::mount_points::MountPointArg;
 use crate::builder::symlink::Symlink;
 use crate::builder::units::UnitSource;
@@ -32,9 +32,8 @@ pub struct Config {
     pub units: Vec<UnitSource>,
     pub symlinks: Vec<Symlink>,
     pub mount_points: Vec<MountPointArg>,
-    pub compression: Compression,
-    pub block_size: u32,
-    pub mksquashfs: PathBuf,
+    /// How the squashfs is written.
+    pub squashfs: Settings,
     /// The output directory; the image is `out/file_name`.
     pub out: PathBuf,
     pub closure: Closure,
@@ -53,10 +52,8 @@ impl Config {
         let file_name = image_name::file_name(&attrs.pname, &attrs.version)?;
         let description = text_field("description", attrs.description)?;
         let homepage = text_field("homepage", attrs.homepage)?;
-        let compression = Compression::parse(&attrs.squash_compression)?;
-        let format = ImageFormat::parse(&attrs.format, &attrs.host_system)?;
-        let block_size =
-            compression::parse_block_size(&attrs.squash_block_size)?;
+        let squashfs = Settings::from_attrs(&attrs.squashfs)?;
+        let format = ImageFormat::from_attrs(&attrs.format)?;
         let closure = Closure::new(attrs.closure)?;
 
         let mut units = Vec::new();
@@ -110,7 +107,7 @@ impl Config {
             })
             .collect::<Result<_>>()?;
 
-        let out = attrs::out(&attrs.outputs)?.clone();
+        let out = attrs.outputs.out()?.to_path_buf();
         Ok(Config {
             pname: attrs.pname,
             file_name,
@@ -119,9 +116,7 @@ impl Config {
             units,
             symlinks,
             mount_points,
-            compression,
-            block_size,
-            mksquashfs: attrs.mksquashfs,
+            squashfs,
             out,
             closure,
             base: attrs.base,

@@ -7,6 +7,7 @@ dm-verity hash tree, for the architecture the image's services run on.
 
 use anyhow::{bail, Result};
 
+use crate::builder::attrs::FormatAttrs;
 use crate::ddi::Architecture;
 
 pub const FORMATS: [&str; 2] = ["squashfs", "ddi"];
@@ -18,6 +19,10 @@ pub enum ImageFormat {
 }
 
 impl ImageFormat {
+    pub fn from_attrs(attrs: &FormatAttrs) -> Result<ImageFormat> {
+        ImageFormat::parse(&attrs.format, &attrs.host_system)
+    }
+
     /// `format` for services that run on `system`, a Nix system double
     /// such as `x86_64-linux`.
     pub fn parse(format: &str, system: &str) -> Result<ImageFormat> {

@@ -21,10 +21,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use crate::builder::attrs::{self, AssembleAttrs, LayerAttrs};
+use crate::builder::attrs::{AssembleAttrs, LayerAttrs};
 use crate::builder::base::BaseImage;
 use crate::builder::closure::Closure;
-use crate::builder::compression::{self, Compression};
 use crate::builder::format::ImageFormat;
 use crate::builder::mksquashfs::Settings;
 use crate::builder::output;
@@ -36,8 +35,7 @@ use crate::squashfs;
 
 /// Builds one layer.
 pub fn layer(attrs: LayerAttrs, started: Instant) -> Result<()> {
-    let compression = Compression::parse(&attrs.squash_compression)?;
-    let block_size = compression::parse_block_size(&attrs.squash_block_size)?;
+    let settings = Settings::from_attrs(&attrs.squashfs)?;
     let closure = Closure::new(attrs.closure)?;
     let mut held: BTreeSet<StorePath> =
         attrs.earlier.into_iter().map(|i| i.path).collect();
@@ -45,8 +43,7 @@ pub fn layer(attrs: LayerAttrs, started: Instant) -> Result<()> {
         held.extend(BaseImage::read(&base.image)?.paths);
     }
     let tree = layer_tree(closure.paths().filter(|p| !held.contains(p)))?;
-    let settings = Settings::new(&attrs.mksquashfs, &compression, block_size);
-    let file = attrs::out(&attrs.outputs)?.join(&attrs.output_file);
+    let file = attrs.outputs.out()?.join(&attrs.output_file);
     output::write(&settings, &tree, &file, ImageFormat::Squashfs, started)
 }
 
@@ -69,8 +66,8 @@ pub fn layer_tree<'a>(
 
 /// Assembles the image from its layers' files.
 pub fn assemble(attrs: AssembleAttrs, started: Instant) -> Result<()> {
-    let format = ImageFormat::parse(&attrs.format, &attrs.host_system)?;
-    let image = attrs::out(&attrs.outputs)?.join(&attrs.file_name);
+    let format = ImageFormat::from_attrs(&attrs.format)?;
+    let image = attrs.outputs.out()?.join(&attrs.file_name);
     let layers: Vec<&Path> =
         attrs.layers.iter().map(|p| p.as_path()).collect();
     let (stats, disk_image) = output::in_output(&image, format, |squashfs| {

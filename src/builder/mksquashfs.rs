@@ -11,36 +11,38 @@ mksquashfs succeeds; on failure nothing is left.
 */
 
 use std::io::BufWriter;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
 use crate::atomic_write::write_atomically;
-use crate::builder::compression::Compression;
+use crate::builder::attrs::SquashfsAttrs;
+use crate::builder::compression::{self, Compression};
 use crate::builder::stream::{self, Stats};
 use crate::builder::tree::Tree;
 
-pub struct Settings<'a> {
-    pub mksquashfs: &'a Path,
-    pub compression: &'a Compression,
+/// How a job writes its squashfs: the `squash-compression` and
+/// `squash-block-size` arguments, the configured mksquashfs, and the
+/// cores Nix gives the job.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub mksquashfs: PathBuf,
+    pub compression: Compression,
     pub block_size: u32,
     pub processors: usize,
 }
 
-impl<'a> Settings<'a> {
-    /// The settings of a build job, on the cores Nix gives it.
-    pub fn new(
-        mksquashfs: &'a Path,
-        compression: &'a Compression,
-        block_size: u32,
-    ) -> Settings<'a> {
-        Settings {
-            mksquashfs,
-            compression,
-            block_size,
+impl Settings {
+    pub fn from_attrs(attrs: &SquashfsAttrs) -> Result<Settings> {
+        Ok(Settings {
+            mksquashfs: attrs.mksquashfs.clone(),
+            compression: Compression::parse(&attrs.squash_compression)?,
+            block_size: compression::parse_block_size(
+                &attrs.squash_block_size,
+            )?,
             processors: processors(),
-        }
+        })
     }
 
     fn args(&self, image: &Path) -> Vec<std::ffi::OsString> {
@@ -90,7 +92,7 @@ pub fn write_image(
 }
 
 fn run(settings: &Settings, tree: &Tree, partial: &Path) -> Result<Stats> {
-    let mksquashfs = settings.mksquashfs;
+    let mksquashfs = &settings.mksquashfs;
     let mut child = Command::new(mksquashfs)
         .args(settings.args(partial))
         .env_clear()

@@ -74,13 +74,8 @@ fn image(attrs: Attrs, started: Instant) -> Result<()> {
     let mut tree = plan::plan(&config, &units, base.as_ref())?;
     symlink::check_no_units_through(&tree)?;
     tree.remove_store_paths(&config.layered);
-    let settings = mksquashfs::Settings::new(
-        &config.mksquashfs,
-        &config.compression,
-        config.block_size,
-    );
     output::write(
-        &settings,
+        &config.squashfs,
         &tree,
         &config.output_path(),
         config.format,
