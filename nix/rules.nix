@@ -64,10 +64,11 @@ let
   unitNameRe = "[A-Za-z0-9:_.\\-][A-Za-z0-9:_.\\@-]*\\.(${concatStringsSep "|" allTypes})";
   unitType = name: head (match ".*\\.([^.]*)" name);
 
+  # mksquashfs also writes lzma, which the kernel does not read
+  # (fs/squashfs/decompressor.c has no lzma decompressor).
   compressors = [
     "gzip"
     "lz4"
-    "lzma"
     "lzo"
     "xz"
     "zstd"
@@ -229,7 +230,9 @@ rec {
       compressor = if ws == [ ] then "" else head ws;
       foreign = filter (w: startsWith "-" w && !(startsWith "-X" w)) ws;
     in
-    if !elem compressor compressors then
+    if compressor == "lzma" then
+      "squash-compression '${toString spec}' names lzma, which the Linux kernel does not read: portabled could not attach the image; use xz"
+    else if !elem compressor compressors then
       "squash-compression '${toString spec}' names an unknown compressor '${compressor}': use one of ${concatStringsSep ", " compressors}"
     else if foreign != [ ] then
       "squash-compression '${toString spec}' has the option '${head foreign}': only the compressor's own -X options may follow its name"

@@ -10,8 +10,9 @@ mksquashfs options in. The block size is a power of two from 4 KiB to
 
 use anyhow::{bail, Result};
 
-pub const COMPRESSORS: [&str; 6] =
-    ["gzip", "lz4", "lzma", "lzo", "xz", "zstd"];
+/// mksquashfs also writes lzma, which the kernel does not read
+/// (`fs/squashfs/decompressor.c` has no lzma decompressor).
+pub const COMPRESSORS: [&str; 5] = ["gzip", "lz4", "lzo", "xz", "zstd"];
 
 const BLOCK_MIN: u64 = 4 << 10;
 const BLOCK_MAX: u64 = 1 << 20;
@@ -27,6 +28,13 @@ impl Compression {
     pub fn parse(spec: &str) -> Result<Compression> {
         let mut words = spec.split_ascii_whitespace();
         let compressor = words.next().unwrap_or_default();
+        if compressor == "lzma" {
+            bail!(
+                "squash-compression '{spec}' names lzma, which the Linux \
+                 kernel does not read: portabled could not attach the image; \
+                 use xz"
+            );
+        }
         if !COMPRESSORS.contains(&compressor) {
             bail!(
                 "squash-compression '{spec}' names an unknown compressor \

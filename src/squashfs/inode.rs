@@ -265,6 +265,13 @@ impl Inode {
                     )));
                 }
                 let target = c.take(len)?.to_vec();
+                if target.is_empty() || target.contains(&0) {
+                    // Linux reads a target up to its first NUL.
+                    return Err(Error::corrupt(format!(
+                        "a symlink target of {len} bytes that is empty or \
+                         holds a NUL"
+                    )));
+                }
                 if k != SYMLINK {
                     xattr = c.u32()?;
                 }
