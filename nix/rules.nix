@@ -254,30 +254,44 @@ rec {
   # normalised path outside the reserved ones, to an object in the store
   # whose dependency Nix knows, and in an extension image under /usr or
   # /opt.
+  # Where the user may put something in an image (builder/placement.rs):
+  # an absolute, normalised path outside what the layout reserves, and in
+  # an extension image under the roots systemd overlays on its base. Null,
+  # or why not; `what` names the entry.
+  placement =
+    what: extension: path:
+    let
+      reserved = filter (r: isAtOrUnder r.path path) layout.reserved;
+    in
+    if !startsWith "/" path then
+      "${what} is relative: it must be an absolute path such as '/${path}'"
+    else if notNormalised path != null then
+      "${what}: ${notNormalised path}"
+    else if reserved != [ ] then
+      "${what} lands in ${(head reserved).path}, ${(head reserved).why}"
+    else if extension && !any (root: isAtOrUnder root path) layout.extensionRoots then
+      "${what} is outside ${concatStringsSep " and " layout.extensionRoots}: systemd overlays only those of an extension image on its base"
+    else
+      null;
+
   symlink =
     extension: s:
     let
       link = s.symlink or null;
-      reserved = filter (r: isAtOrUnder r.path link) layout.reserved;
       object = s.object or null;
       objectString = if isString object || isPath object || isAttrs object then "${object}" else null;
+      placed = placement "symlink '${link}'" extension link;
     in
     if !isAttrs s || builtins.attrNames s != [ "object" "symlink" ] then
       "each symlink must be { object; symlink; }, not ${toJSON (if isAttrs s then builtins.attrNames s else typeOf s)}"
     else if !isString link then
       "symlink must be a string, not a ${typeOf link}"
-    else if !startsWith "/" link then
-      "symlink '${link}' is relative: it must be an absolute path such as '/${link}'"
-    else if notNormalised link != null then
-      "symlink '${link}': ${notNormalised link}"
-    else if reserved != [ ] then
-      "symlink '${link}' lands in ${(head reserved).path}, ${(head reserved).why}"
+    else if placed != null then
+      placed
     else if objectString == null || match "${storeDir}/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+._?=-]+(/.*)?" (unsafeDiscardStringContext objectString) == null then
       "symlink '${link}' points to '${toString objectString}', which must be a path in the Nix store"
     else if !(hasContext objectString || isPath object || isAttrs object) then
       "symlink '${link}' points to '${objectString}', a store path Nix does not know it depends on: write \"\${pkgs.foo}/bin/foo\", not the path as a plain string"
-    else if extension && !any (root: isAtOrUnder root link) layout.extensionRoots then
-      "symlink '${link}' is outside ${concatStringsSep " and " layout.extensionRoots}: systemd overlays only those of an extension image on its base"
     else
       null;
 
@@ -329,22 +343,12 @@ rec {
   mountPoint =
     extension: m:
     let
-      path = m.path;
-      entry = "mountPoints entry '${path}'";
-      reserved = filter (r: isAtOrUnder r.path path) layout.reserved;
+      entry = "mountPoints entry '${m.path}'";
     in
-    if !startsWith "/" path then
-      "${entry} is relative: it must be an absolute path"
-    else if notNormalised path != null then
-      "${entry}: ${notNormalised path}"
-    else if reserved != [ ] then
-      "${entry} lands in ${(head reserved).path}, ${(head reserved).why}"
-    else if !elem m.type [ "directory" "file" ] then
+    if !elem m.type [ "directory" "file" ] then
       "${entry} has type '${m.type}': use \"directory\" or \"file\""
-    else if extension && !any (root: isAtOrUnder root path) layout.extensionRoots then
-      "${entry} is outside ${concatStringsSep " and " layout.extensionRoots}: an extension image can add only those to its base; give the base the mount point"
     else
-      null;
+      placement entry extension m.path;
 
   # Where the mount points meet what the image has by then (layout.scaffold,
   # the symlinks, the mount points before them), as the builder finds it:

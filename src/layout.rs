@@ -95,6 +95,20 @@ impl Layout {
             .chain(self.foreign_store_dirs.iter().map(String::as_str))
     }
 
+    /// Whether `path` is in the image's store under either name a unit may
+    /// use: at or under the link (`/nix`) or where it leads (`/usr/nix`).
+    pub fn in_store(&self, path: &str) -> bool {
+        let target = format!("/{}", self.store_link.target);
+        is_at_or_under(path, &self.store_link.path)
+            || is_at_or_under(path, &target)
+    }
+
+    /// Whether mounting on `path` would hide the store: `path` is `/`, or
+    /// a store directory or one of its parents, under either name.
+    pub fn hides_store(&self, path: &str) -> bool {
+        path == "/" || self.store_dirs().any(|dir| is_at_or_under(dir, path))
+    }
+
     /// The reserved path that `path` lies at or under, if any.
     pub fn reserved_at(&self, path: &str) -> Option<&Reserved> {
         self.reserved.iter().find(|r| is_at_or_under(path, &r.path))
@@ -142,5 +156,19 @@ mod tests {
             layout.extension_release("app_2.0.raw"),
             "/usr/lib/extension-release.d/extension-release.app_2.0"
         );
+    }
+
+    #[test]
+    fn the_store_under_both_names() {
+        let layout = layout();
+        for inside in ["/nix", "/nix/store/abc-foo/etc", "/usr/nix/store/x"] {
+            assert!(layout.in_store(inside), "{inside}");
+        }
+        assert!(!layout.in_store("/usr/share"));
+        for hiding in ["/", "/usr", "/usr/nix", "/usr/nix/store", "/nix"] {
+            assert!(layout.hides_store(hiding), "{hiding}");
+        }
+        assert!(!layout.hides_store("/usr/share"));
+        assert!(!layout.hides_store("/nix/store/abc-foo"));
     }
 }

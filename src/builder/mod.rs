@@ -38,6 +38,7 @@ pub mod layers;
 pub mod mksquashfs;
 pub mod mount_points;
 pub mod output;
+pub mod placement;
 pub mod plan;
 pub mod stream;
 pub mod summary;

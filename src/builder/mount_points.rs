@@ -12,24 +12,26 @@ empty file where a file is bound (the `mountPoints` argument says which:
 a unit cannot, as the type of a bind source is the host's). What the
 image has at that path already will do if it is of the same kind. A mount
 point may not lie in the store, in a reserved path, or under a symlink
-(systemd would mount on what the symlink points to, in the store), and
-an extension image can add only what lies under `/usr` and `/opt` to its
-base: for anything else, the base must have it. A setting that only needs
-its path to exist (`WorkingDirectory=`, `ReadOnlyPaths=`, ...) may name a
-path in the store: the closure must hold its store path, and nothing is
-made for it.
+(systemd would mount on what the symlink points to, in the store), nor
+hide the store (`/`, `/usr`, the store and its parents under either
+name), and an extension image can add only what lies under `/usr` and
+`/opt` to its base: for anything else, the base must have it. A setting
+that only needs its path to exist (`WorkingDirectory=`, `ReadOnlyPaths=`,
+...) may name a path in the store: the closure must hold its store path,
+and nothing is made for it.
 */
 
 use anyhow::{bail, Result};
 
 use crate::builder::base::BaseImage;
 use crate::builder::closure::Closure;
+use crate::builder::placement;
 use crate::builder::tree::{Content, ImagePath, Node, Tree};
 use crate::builder::units::Unit;
 use crate::image::survey::EntryType;
 use crate::layout::layout;
 use crate::nix::store_path::StorePath;
-use crate::systemd::unit_file::Kind;
+use crate::systemd::unit_file::{Kind, Mounts};
 
 /// An entry of the `mountPoints` argument.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,13 +49,6 @@ impl MountPointArg {
         extension: bool,
     ) -> Result<MountPointArg> {
         let entry = format!("mountPoints entry '{path}'");
-        if !path.starts_with('/') {
-            bail!("{entry} is relative: it must be an absolute path");
-        }
-        ImagePath::parse(path).map_err(|e| anyhow::anyhow!("{entry}: {e}"))?;
-        if let Some(reserved) = layout().reserved_at(path) {
-            bail!("{entry} lands in {}, {}", reserved.path, reserved.why);
-        }
         let file = match kind {
             "directory" => false,
             "file" => true,
@@ -61,13 +56,7 @@ impl MountPointArg {
                 "{entry} has type '{kind}': use \"directory\" or \"file\""
             ),
         };
-        if extension && !layout().in_extension_roots(path) {
-            bail!(
-                "{entry} is outside {}: an extension image can add only \
-                 those to its base; give the base the mount point",
-                layout().extension_roots.join(" and ")
-            );
-        }
+        placement::check(&entry, path, extension)?;
         Ok(MountPointArg { path: path.to_string(), file })
     }
 }
@@ -77,6 +66,8 @@ impl MountPointArg {
 pub struct MountPoint {
     pub path: String,
     pub needs: Needs,
+    /// What the setting does there (a `mountPoints` entry is mounted on).
+    pub mounts: Mounts,
     /// The unit's setting, or the `mountPoints` entry, in words.
     pub by: String,
 }
@@ -103,14 +94,19 @@ pub fn needed(units: &[Unit], args: &[MountPointArg]) -> Vec<MountPoint> {
                     Needs::Directory
                 }
             };
-            let by = point.origin.to_string();
-            needed.push(MountPoint { path: point.path.clone(), needs, by });
+            needed.push(MountPoint {
+                path: point.path.clone(),
+                needs,
+                mounts: point.mounts,
+                by: point.origin.to_string(),
+            });
         }
     }
     for arg in args {
         needed.push(MountPoint {
             path: arg.path.clone(),
             needs: if arg.file { Needs::File } else { Needs::Directory },
+            mounts: Mounts::Yes,
             by: format!("mountPoints entry '{}'", arg.path),
         });
     }
@@ -128,8 +124,18 @@ pub fn add(
     for point in needed {
         let path = &point.path;
         let by = &point.by;
-        // Only settings that need no mount point get here with a path in
-        // the store (crate::systemd::unit_file refuses the others).
+        if point.mounts != Mounts::No && layout().hides_store(path) {
+            bail!(
+                "{by}: mounting on {path} would hide the Nix store the \
+                 service runs from"
+            );
+        }
+        if point.mounts == Mounts::Yes && layout().in_store(path) {
+            bail!(
+                "{by}: the mount point {path} is inside the Nix store, which \
+                 the image holds exactly as the closure: mount somewhere else"
+            );
+        }
         if let Ok((store_path, _)) = StorePath::split_absolute_path(path) {
             if !closure.contains(&store_path) {
                 bail!(
@@ -180,4 +186,45 @@ pub fn add(
             .map_err(|e| anyhow::anyhow!("{by} needs {path}: {e}"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where the store is: refused as a mount point, or as a path that
+    /// would hide it; a path that only needs to exist may be in it, if
+    /// the closure holds its store path.
+    #[test]
+    fn the_store_under_both_names() {
+        let closure = Closure::new(Vec::new()).unwrap();
+        let refusal = |path: &str, mounts: Mounts| {
+            let point = MountPoint {
+                path: path.into(),
+                needs: Needs::Directory,
+                mounts,
+                by: "unit 'app.service', line 2: S=v".into(),
+            };
+            add(&mut Tree::new(), &[point], None, &closure)
+                .unwrap_err()
+                .to_string()
+        };
+        for (path, mounts, words) in [
+            ("/nix/store/abc-foo", Mounts::Yes, "is inside the Nix store"),
+            ("/usr/nix/store/abc-foo/etc", Mounts::Yes, "inside the Nix"),
+            ("/nix/var", Mounts::Yes, "is inside the Nix store"),
+            ("/usr", Mounts::Yes, "would hide the Nix store"),
+            ("/", Mounts::Yes, "would hide the Nix store"),
+            ("/nix", Mounts::Hides, "would hide the Nix store"),
+            (
+                "/nix/store/00000000000000000000000000000000-x/share",
+                Mounts::No,
+                "the image's closure does not hold",
+            ),
+        ] {
+            let err = refusal(path, mounts);
+            assert!(err.contains(words), "{path}: {err}");
+            assert!(err.starts_with("unit 'app.service', line 2: S=v"));
+        }
+    }
 }

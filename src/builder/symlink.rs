@@ -15,8 +15,9 @@ planned.
 use std::fs;
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
+use crate::builder::placement;
 use crate::builder::tree::{ImagePath, Node, Tree};
 use crate::layout::layout;
 use crate::nix::store_path::StorePath;
@@ -37,21 +38,11 @@ impl Symlink {
         symlink: &str,
         extension: bool,
     ) -> Result<Symlink> {
-        if !symlink.starts_with('/') {
-            bail!(
-                "symlink '{symlink}' is relative: it must be an absolute path \
-                 such as '/{symlink}'"
-            );
-        }
-        let link = ImagePath::parse(symlink)
-            .with_context(|| format!("symlink '{symlink}'"))?;
-        if let Some(reserved) = layout().reserved_at(symlink) {
-            bail!(
-                "symlink '{symlink}' lands in {}, {}",
-                reserved.path,
-                reserved.why
-            );
-        }
+        let link = placement::check(
+            &format!("symlink '{symlink}'"),
+            symlink,
+            extension,
+        )?;
         let Ok((object_store_path, _)) =
             StorePath::split_absolute_path(object)
         else {
@@ -60,13 +51,6 @@ impl Symlink {
                  path in the Nix store"
             );
         };
-        if extension && !layout().in_extension_roots(symlink) {
-            bail!(
-                "symlink '{symlink}' is outside {}: systemd overlays only \
-                 those of an extension image on its base",
-                layout().extension_roots.join(" and ")
-            );
-        }
         Ok(Symlink { link, object: object.to_string(), object_store_path })
     }
 }
