@@ -26,7 +26,7 @@ usage: portable-service-builder [build]
   inspect  show what IMAGE holds: release data, the units portabled
            attaches, symlinks, store paths, compression, and a disk image's
            partitions and root hash (--json: as JSON)
-  verify   check IMAGE against its closure description (NAR hashes,
+  verify   check IMAGE against its manifest (NAR hashes,
            references) and portabled's rules, and a disk image's hash tree;
            an extension image's base is checked too with --base; with
            --certificate, a disk image's signature; --report writes the

@@ -1,7 +1,7 @@
 /*!
-The manifest: what every image records of what it holds (its "closure
-description"), at
-`/usr/lib/portable-service/closure.json`:
+The manifest: what every image records of its closure, in the file
+`/usr/lib/portable-service/closure.json` (the name images have had since
+the first; the record is called the manifest everywhere else):
 
 ```json
 {"closureVersion": 1,
@@ -55,11 +55,11 @@ impl Manifest {
     }
 
     pub fn from_json(json: &[u8]) -> Result<Manifest> {
-        let manifest: Manifest = serde_json::from_slice(json)
-            .context("parsing the closure description")?;
+        let manifest: Manifest =
+            serde_json::from_slice(json).context("parsing the manifest")?;
         if manifest.closure_version != VERSION {
             bail!(
-                "the closure description has version {}, but this builder \
+                "the manifest has version {}, but this builder \
                  reads version {VERSION}",
                 manifest.closure_version
             );

@@ -71,7 +71,7 @@ fn one_changed_byte_is_found() {
         &image,
         &[
             &format!("{store_path}: the image holds sha256:"),
-            "but the closure description records sha256:",
+            "but the manifest records sha256:",
         ],
     );
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
@@ -89,7 +89,7 @@ fn a_missing_store_path_is_found() {
     verify_finds(
         &image,
         &[
-            &format!("{store_path}: is recorded in the closure description, but not in the image"),
+            &format!("{store_path}: is recorded in the manifest, but not in the image"),
             &format!("refers to {store_path}, which the image does not hold"),
             &format!("names {store_path}/bin/sleep, which is not in the image"),
         ],

@@ -17,15 +17,15 @@ portabled ask, as nixpkgs' portableService lays it out:
 - the directories it mounts over: `/proc /sys /dev /run /tmp /var/tmp`,
   and `/var/lib /var/cache /var/log` for the service's state;
 - the user's symlinks;
-- the closure's description (see `description`) for `inspect`, `verify`
-  and extensions.
+- the manifest (see `crate::manifest`) for `inspect`, `verify` and
+  extensions.
 
 An extension image holds only what systemd overlays on its base's `/usr`:
 the store paths of its closure that the base lacks, under
 `/usr/nix/store`; its units in `/usr/lib/systemd/system`; its release file,
 `/usr/lib/extension-release.d/extension-release.<pname>_<version>` (up to
 systemd 255 the name must be the image's file name without `.raw`); the
-description; and the user's symlinks, which must lie under `/usr` or `/opt`.
+manifest; and the user's symlinks, which must lie under `/usr` or `/opt`.
 */
 
 use anyhow::{Context, Result};
@@ -37,7 +37,7 @@ use crate::builder::tree::{Content, ImagePath, Node, Tree};
 use crate::builder::units::Unit;
 use crate::layout::layout;
 use crate::manifest::{self, Manifest, ManifestBase};
-use crate::systemd::os_release::{ExtensionRelease, OsRelease};
+use crate::systemd::os_release::Release;
 
 pub fn plan(
     config: &Config,
@@ -59,14 +59,14 @@ pub fn plan(
             path(&layout.unit_dir)
         }
         Some(base) => {
-            let release = ExtensionRelease {
+            let release = Release {
                 pname: &config.pname,
                 description: config.description.as_deref(),
                 homepage: config.homepage.as_deref(),
                 sysext_level: &base.sysext_level,
             };
             let name = layout.extension_release(&config.file_name);
-            tree.insert(path(&name), file(release.render()))?;
+            tree.insert(path(&name), file(release.extension_release()))?;
             path(&layout.extension_unit_dir)
         }
     };
@@ -127,13 +127,13 @@ fn full_image_files(
         path(&link.path),
         Node::Symlink { target: link.target.clone() },
     )?;
-    let os_release = OsRelease {
+    let release = Release {
         pname: &config.pname,
         description: config.description.as_deref(),
         homepage: config.homepage.as_deref(),
         sysext_level: &manifest.sysext_level(),
     };
-    tree.insert(path(&layout.os_release), file(os_release.render()))?;
+    tree.insert(path(&layout.os_release), file(release.os_release()))?;
     for empty in &layout.empty_files {
         tree.insert(path(empty), file(String::new()))?;
     }

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::image::survey::{self, Facts, ImageKind};
+use crate::image::survey::{self, Facts, Format, ImageKind};
 use crate::text;
 
 /// The facts as text for people, every name from the image escaped (see
@@ -25,8 +25,8 @@ pub fn render(facts: &Facts) -> String {
         ImageKind::Extension => "extension image",
     };
     let format = match facts.format {
-        "ddi" => "disk image of a squashfs",
-        _ => "squashfs",
+        Format::Ddi => "disk image of a squashfs",
+        Format::Squashfs => "squashfs",
     };
     let _ = writeln!(
         out,

@@ -61,6 +61,15 @@ pub enum ImageKind {
     Extension,
 }
 
+/// What the image file is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Squashfs,
+    /// A disk image, whose root partition holds the squashfs.
+    Ddi,
+}
+
 /// What an entry of the image is, as far as the rules care.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -132,9 +141,7 @@ pub struct StorePathFacts {
 pub struct Facts {
     /// The image's file name.
     pub image: String,
-    /// `squashfs`, or `ddi` for a disk image, whose root partition holds
-    /// the squashfs.
-    pub format: &'static str,
+    pub format: Format,
     /// A disk image's partitions and dm-verity root hash (hex).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub partitions: Vec<PartitionFacts>,
@@ -229,7 +236,7 @@ pub fn open(path: &Path) -> Result<Opened> {
     };
     let mut facts = survey(&image, &file_name)?;
     if let Some(ddi) = &ddi {
-        facts.format = "ddi";
+        facts.format = Format::Ddi;
         facts.roothash = Some(ddi.root_hash_hex());
         facts.partitions =
             [Some(&ddi.root), Some(&ddi.verity), ddi.verity_sig.as_ref()]
@@ -346,7 +353,7 @@ pub fn survey(image: &Image, file_name: &str) -> Result<Facts> {
     store_paths.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(Facts {
         image: file_name.to_string(),
-        format: "squashfs",
+        format: Format::Squashfs,
         partitions: Vec::new(),
         roothash: None,
         kind,
@@ -552,7 +559,7 @@ pub mod fixture {
         }
         Facts {
             image: "demo_1.0.raw".into(),
-            format: "squashfs",
+            format: Format::Squashfs,
             partitions: vec![],
             roothash: None,
             kind: ImageKind::PortableService,

@@ -189,7 +189,7 @@ fn store(findings: &mut Findings, image: &Facts, base: Option<&Facts>) {
             if !seen.insert(&info.path) {
                 findings.add(
                     &info.path,
-                    "is recorded more than once in the closure description",
+                    "is recorded more than once in the manifest",
                 );
             }
         }
@@ -197,16 +197,13 @@ fn store(findings: &mut Findings, image: &Facts, base: Option<&Facts>) {
     for info in manifest.paths.iter().filter(|i| !image.holds(&i.path)) {
         findings.add(
             &info.path,
-            "is recorded in the closure description, but not in the image",
+            "is recorded in the manifest, but not in the image",
         );
     }
     for path in
         image.store_paths.iter().filter(|p| !recorded.contains(&p.path))
     {
-        findings.add(
-            &path.path,
-            "is in the image, but not in its closure description",
-        );
+        findings.add(&path.path, "is in the image, but not in its manifest");
     }
 
     let left_to_base: BTreeSet<&StorePath> =
@@ -468,7 +465,7 @@ fn nar_digests(findings: &mut Findings, image: &Opened) {
                 &info.path,
                 format!(
                     "the image holds more than the {limit} bytes of NAR the \
-                     closure description records"
+                     manifest records"
                 ),
             ),
             (Err(err), _) => {
@@ -483,7 +480,7 @@ fn nar_digests(findings: &mut Findings, image: &Opened) {
                     findings.add(
                         &info.path,
                         format!(
-                            "the image holds {}, but the closure description \
+                            "the image holds {}, but the manifest \
                              records {} ({} bytes)",
                             digest, info.nar_hash, info.nar_size
                         ),
@@ -777,8 +774,10 @@ mod tests {
         assert_eq!(
             lines(rules(&facts, None)),
             [
-                format!("{A}: is recorded in the closure description, but not in the image"),
-                format!("{B}: is in the image, but not in its closure description"),
+                format!(
+                    "{A}: is recorded in the manifest, but not in the image"
+                ),
+                format!("{B}: is in the image, but not in its manifest"),
             ]
         );
         let facts = fixture::facts(RELEASE, &manifest(&[B]));

@@ -19,15 +19,18 @@ digits, with `\`, `"`, `$` and `` ` `` escaped. `parse` reads them back.
 
 use std::collections::BTreeMap;
 
-pub struct OsRelease<'a> {
+/// What both files say of an image.
+pub struct Release<'a> {
     pub pname: &'a str,
     pub description: Option<&'a str>,
     pub homepage: Option<&'a str>,
+    /// The image's own `SYSEXT_LEVEL`, or an extension's base's.
     pub sysext_level: &'a str,
 }
 
-impl OsRelease<'_> {
-    pub fn render(&self) -> String {
+impl Release<'_> {
+    /// A full image's `/etc/os-release`.
+    pub fn os_release(&self) -> String {
         render(&[
             ("BUILD_ID", Some("rolling")),
             ("HOME_URL", self.homepage),
@@ -39,18 +42,9 @@ impl OsRelease<'_> {
             ("SYSEXT_LEVEL", Some(self.sysext_level)),
         ])
     }
-}
 
-pub struct ExtensionRelease<'a> {
-    pub pname: &'a str,
-    pub description: Option<&'a str>,
-    pub homepage: Option<&'a str>,
-    /// The base image's `SYSEXT_LEVEL`.
-    pub sysext_level: &'a str,
-}
-
-impl ExtensionRelease<'_> {
-    pub fn render(&self) -> String {
+    /// An extension image's release file.
+    pub fn extension_release(&self) -> String {
         render(&[
             ("HOME_URL", self.homepage),
             ("ID", Some("nixos")),
@@ -129,14 +123,14 @@ mod tests {
 
     #[test]
     fn minimal() {
-        let os = OsRelease {
+        let os = Release {
             pname: "demo",
             description: None,
             homepage: None,
             sysext_level: "0123abcd",
         };
         assert_eq!(
-            os.render(),
+            os.os_release(),
             "BUILD_ID=rolling\nID=nixos\nPORTABLE_ID=demo\n\
              PORTABLE_PREFIXES=demo\nPRETTY_NAME=NixOS\n\
              SYSEXT_LEVEL=0123abcd\n"
@@ -145,13 +139,13 @@ mod tests {
 
     #[test]
     fn quotes_and_leaves_out_empty_values() {
-        let os = OsRelease {
+        let os = Release {
             pname: "my-app",
             description: Some(r#"A "demo" for $5 \ `x`"#),
             homepage: Some(""),
             sysext_level: "1",
         };
-        let text = os.render();
+        let text = os.os_release();
         assert!(text.contains("PORTABLE_ID=\"my-app\"\n"), "{text}");
         assert!(
             text.contains(
@@ -168,14 +162,14 @@ mod tests {
 
     #[test]
     fn extension_release() {
-        let release = ExtensionRelease {
+        let release = Release {
             pname: "app",
             description: None,
             homepage: None,
             sysext_level: "0123abcd",
         };
         assert_eq!(
-            release.render(),
+            release.extension_release(),
             "ID=nixos\nPORTABLE_PREFIXES=app\nSYSEXT_LEVEL=0123abcd\n\
              SYSEXT_SCOPE=portable\n"
         );
