@@ -36,7 +36,7 @@ impl<'a, W: Write> Node<'a, W> {
         self,
         executable: bool,
         size: u64,
-        contents: impl Read,
+        mut contents: impl Read,
     ) -> io::Result<()> {
         write_strs(self.w, &[wire::OPEN, wire::TYPE, wire::REGULAR])?;
         if executable {
@@ -44,10 +44,16 @@ impl<'a, W: Write> Node<'a, W> {
         }
         write_str(self.w, wire::CONTENTS)?;
         wire::write_u64(self.w, size)?;
-        let copied = io::copy(&mut contents.take(size), self.w)?;
+        let copied = io::copy(&mut (&mut contents).take(size), self.w)?;
         if copied != size {
             return Err(invalid(format!(
                 "a file announced as {size} bytes ended after {copied}"
+            )));
+        }
+        // A file that grew since its size was taken would be cut short.
+        if contents.read(&mut [0])? != 0 {
+            return Err(invalid(format!(
+                "a file announced as {size} bytes is longer"
             )));
         }
         wire::write_padding(self.w, size)?;
@@ -187,6 +193,8 @@ mod tests {
         }
         let err = dir.entry(b"c").unwrap().symlink(b"").unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        let longer = dir.entry(b"ca").unwrap().file(false, 2, &b"abc"[..]);
+        assert!(longer.unwrap_err().to_string().contains("is longer"));
         let err = dir.entry(b"d").unwrap().file(false, 4, &b"abc"[..]);
         let err = err.unwrap_err().to_string();
         assert!(err.contains("announced as 4 bytes ended after 3"), "{err}");
