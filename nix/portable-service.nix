@@ -183,22 +183,7 @@ let
   unitChecks =
     [ (unitEntries != [ ] || fail "units is empty: an image needs at least one unit") ]
     ++ map (u: check (rules.unitName pname u.name)) namedUnits
-    ++ (
-      let
-        # The first entry of each name.
-        byName = builtins.listToAttrs (
-          map (u: {
-            inherit (u) name;
-            value = u;
-          }) namedUnits
-        );
-      in
-      map (
-        u:
-        byName.${u.name} == u
-        || fail "two units are named '${u.name}': ${byName.${u.name}.path} and ${u.path}"
-      ) namedUnits
-    );
+    ++ [ (check (rules.units namedUnits)) ];
 
   symlinkList = if isList symlinks then symlinks else fail "symlinks must be a list";
 

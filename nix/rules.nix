@@ -211,6 +211,25 @@ rec {
     else
       null;
 
+  # Units [ { name; path; } ] whose names are known: no two of one name,
+  # compared by position, so that one entry given twice is caught too
+  # (builder/units.rs check_unique).
+  units =
+    entries:
+    let
+      indexed = genList (i: (elemAt entries i) // { index = i; }) (length entries);
+      # listToAttrs keeps the first entry of each name.
+      first = listToAttrs (
+        map (u: {
+          inherit (u) name;
+          value = u;
+        }) indexed
+      );
+      twice = filter (u: first.${u.name}.index != u.index) indexed;
+      u = head twice;
+    in
+    if twice == [ ] then null else "two units are named '${u.name}': ${first.${u.name}.path} and ${u.path}";
+
   # `description` and `homepage` go into os-release, one line each.
   text =
     field: value:

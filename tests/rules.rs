@@ -8,6 +8,7 @@
 //! what the planner lays out.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::process::Command;
 
 use portable_service::builder::attrs::Attrs;
@@ -17,7 +18,7 @@ use portable_service::builder::config::{text_field, Config};
 use portable_service::builder::format::ImageFormat;
 use portable_service::builder::plan;
 use portable_service::builder::tree::Node;
-use portable_service::builder::units::Unit;
+use portable_service::builder::units::{self, Unit};
 use portable_service::nix::store_path::StorePath;
 use portable_service::systemd::{image_name, unit_name};
 use serde_json::{json, Value};
@@ -161,6 +162,17 @@ fn rust_verdict(row: &Row) -> Option<String> {
             &text(&value["name"]),
             &text(&value["prefix"]),
         )),
+        "units" => {
+            let units: Vec<(String, PathBuf)> = value
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| (text(&u["name"]), PathBuf::from(text(&u["path"]))))
+                .collect();
+            err(units::check_unique(
+                units.iter().map(|(n, p)| (n.as_str(), p)),
+            ))
+        }
         field @ ("description" | "homepage") => {
             err(text_field(field, Some(text(value))))
         }
@@ -215,6 +227,7 @@ fn the_nix_function_follows_the_table() {
             else if row.argument == "pname and version" then
               first [ (rules.pname v.pname) (rules.version v.version) (rules.fileName "${{v.pname}}_${{v.version}}.raw") ]
             else if row.argument == "unit name" then rules.unitName v.prefix v.name
+            else if row.argument == "units" then rules.units v
             else if row.argument == "description" || row.argument == "homepage" then rules.text row.argument v
             else if row.argument == "squash-compression" then rules.compression v
             else if row.argument == "squash-block-size" then rules.blockSize v

@@ -41,36 +41,48 @@ pub struct UnitSource {
 }
 
 pub fn resolve(sources: &[UnitSource], prefix: &str) -> Result<Vec<Unit>> {
-    let mut units: BTreeMap<String, Unit> = BTreeMap::new();
+    let mut files = Vec::new();
     for source in sources {
-        for (name, path) in resolve_one(source)? {
-            check_unit_file(&path)?;
-            unit_name::check_portable(&name, prefix)
-                .with_context(|| format!("unit file {}", path.display()))?;
-            if let Some(first) = units.get(&name) {
-                bail!(
-                    "two units are named '{name}': {} and {}",
-                    first.source.display(),
-                    path.display()
-                );
-            }
-            let text = fs::read(&path)
-                .with_context(|| format!("reading unit {}", path.display()))?;
-            let unit = UnitFile::parse(&name, &text)
-                .and_then(|unit| unit_file::requirements(&unit))
-                .with_context(|| format!("unit file {}", path.display()))?;
-            units.insert(
-                name.clone(),
-                Unit {
-                    name,
-                    source: path,
-                    mount_points: unit.mount_points,
-                    warnings: unit.warnings,
-                },
+        files.extend(resolve_one(source)?);
+    }
+    check_unique(files.iter().map(|(name, path)| (name.as_str(), path)))?;
+    let mut units = Vec::with_capacity(files.len());
+    for (name, path) in files {
+        check_unit_file(&path)?;
+        unit_name::check_portable(&name, prefix)
+            .with_context(|| format!("unit file {}", path.display()))?;
+        let text = fs::read(&path)
+            .with_context(|| format!("reading unit {}", path.display()))?;
+        let unit = UnitFile::parse(&name, &text)
+            .and_then(|unit| unit_file::requirements(&unit))
+            .with_context(|| format!("unit file {}", path.display()))?;
+        units.push(Unit {
+            name,
+            source: path,
+            mount_points: unit.mount_points,
+            warnings: unit.warnings,
+        });
+    }
+    units.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(units)
+}
+
+/// Refuses two units of one name, naming the files (`rules.units` in
+/// `nix/rules.nix` at evaluation time, for the names known then).
+pub fn check_unique<'a>(
+    units: impl IntoIterator<Item = (&'a str, &'a PathBuf)>,
+) -> Result<()> {
+    let mut first: BTreeMap<&str, &PathBuf> = BTreeMap::new();
+    for (name, path) in units {
+        if let Some(earlier) = first.insert(name, path) {
+            bail!(
+                "two units are named '{name}': {} and {}",
+                earlier.display(),
+                path.display()
             );
         }
     }
-    Ok(units.into_values().collect())
+    Ok(())
 }
 
 /// The unit files of an entry of `units`: names and files.
