@@ -105,9 +105,14 @@ in
   # The package that provides mksquashfs; either spelling works.
   squashfsTools ? null,
   squashfs-tools ? null,
-  # `mksquashfs -comp`: a compressor and its -X options.
+  # `mksquashfs -comp`: a compressor and its -X options. nixpkgs' default,
+  # kept so that images come out the same size: xz with a dictionary as
+  # large as a block gives the smallest images; "zstd -Xcompression-level
+  # 19" builds and reads several times faster for about 10% more bytes.
   squash-compression ? "xz -Xdict-size 100%",
-  # `mksquashfs -b`: a power of two from 4K to 1M.
+  # `mksquashfs -b`: a power of two from 4K to 1M. nixpkgs' default: the
+  # largest blocks compress best, and an image is mostly read once, at
+  # start; small blocks (128K) start a large program sooner.
   squash-block-size ? "1M",
   # "squashfs": the image is the squashfs, as nixpkgs makes it. "ddi": a
   # Discoverable Disk Image, the squashfs in a GPT partition with its
@@ -294,7 +299,7 @@ let
   imageJob = derivation (
     jobAttrs
     // {
-      name = if layerList == [ ] then "${pname}-img-${version}" else "${pname}-final-layer-${version}";
+      name = if layered.none then "${pname}-img-${version}" else "${pname}-final-layer-${version}";
       inherit
         pname
         version
@@ -308,113 +313,31 @@ let
       }) symlinkList;
       mountPoints = mountPointList;
       # A final layer is squashfs; the assembly makes the image's format.
-      format = if layerList == [ ] then format else "squashfs";
+      format = if layered.none then format else "squashfs";
       exportReferencesGraph = {
         closure =
           map (u: u.path) unitEntries
           ++ map (c: storePathOf "contents" c) contents
           ++ map (s: storePathOf "symlink '${s.symlink}' object" s.object) symlinkList
-          ++ allLayerRoots;
+          ++ layered.roots;
       }
-      // (if layerList == [ ] then { } else { layered = allLayerRoots; });
+      // (if layered.none then { } else { layered = layered.roots; });
     }
-    // (if layerList == [ ] then { } else { outputFile = layerFile; })
+    // (if layered.none then { } else { outputFile = layered.file; })
   );
 
-  # Each entry of `layers`, checked: a non-empty list of store objects.
-  layerList =
-    let
-      checkLayer =
-        i: layer:
-        let
-          number = toString (i + 1);
-        in
-        if !isList layer then
-          fail "layer ${number} is a ${builtins.typeOf layer}: each of layers is a list of store objects"
-        else if layer == [ ] then
-          fail "layer ${number} is empty: a layer needs at least one root"
-        else
-          map (
-            root:
-            if isStoreObject root then
-              root
-            else
-              fail "layer ${number} has a ${builtins.typeOf root}, which is not a store object (a derivation or a path)"
-          ) layer;
-    in
-    if !isList layers then
-      fail "layers must be a list of lists of store objects"
-    else
-      builtins.genList (i: checkLayer i (builtins.elemAt layers i)) (builtins.length layers);
-
-  # Each layer's roots, as store paths.
-  layerPaths = builtins.genList (
-    i: map (storePathOf "a root of layer ${toString (i + 1)}") (builtins.elemAt layerList i)
-  ) (builtins.length layerList);
-
-  # The roots of the first `n` layers.
-  layerRoots = n: builtins.concatLists (builtins.genList (builtins.elemAt layerPaths) n);
-
-  allLayerRoots = layerRoots (builtins.length layerList);
-
-  # No root may be given twice: each names the layer that gives it first.
-  layerChecks =
-    let
-      roots = builtins.concatLists (
-        builtins.genList (
-          i:
-          map (path: {
-            path = unsafeDiscardStringContext path;
-            layer = i + 1;
-          }) (builtins.elemAt layerPaths i)
-        ) (builtins.length layerPaths)
-      );
-      indexed = builtins.genList (k: (builtins.elemAt roots k) // { inherit k; }) (builtins.length roots);
-      first = builtins.listToAttrs (
-        map (r: {
-          name = r.path;
-          value = r;
-        }) indexed
-      );
-    in
-    map (
-      r:
-      first.${r.path}.k == r.k
-      || fail "layers give ${r.path} twice (in layer ${toString first.${r.path}.layer} and layer ${toString r.layer}): a root belongs to one layer"
-    ) indexed;
-
-  layerFile = "layer.squashfs";
-
-  # Layer i: the closure of its roots less the earlier layers'.
-  layerDrvs = builtins.genList (
-    i:
-    derivation (
+  layered = import ./layers.nix { inherit fail storePathOf isStoreObject; } {
+    inherit
+      layers
+      pname
+      version
       jobAttrs
-      // {
-        name = "${pname}-layer${toString (i + 1)}-${version}";
-        kind = "layer";
-        outputFile = layerFile;
-        exportReferencesGraph = {
-          closure = layerRoots (i + 1);
-          earlier = layerRoots i;
-        };
-      }
-    )
-  ) (builtins.length layerList);
+      fileName
+      format
+      ;
+  };
 
-  image =
-    if layerList == [ ] then
-      imageJob
-    else
-      derivation (
-        jobAttrs
-        // {
-          name = "${pname}-img-${version}";
-          kind = "assemble";
-          inherit fileName format;
-          layers = map (l: "${l}/${layerFile}") (layerDrvs ++ [ imageJob ]);
-        }
-      );
+  image = layered.image imageJob;
 
   # `portable-service-builder verify` on the image, in a derivation of its
   # own: it builds (its output is the report) only when the image holds its
@@ -453,7 +376,7 @@ let
     unitNames = map (u: u.name) namedUnits;
   } // passthru;
 in
-checked (argumentChecks ++ unitChecks ++ symlinkChecks ++ mountPointChecks ++ layerChecks ++ baseChecks) (
+checked (argumentChecks ++ unitChecks ++ symlinkChecks ++ mountPointChecks ++ layered.checks ++ baseChecks) (
   image
   // allPassthru
   // {
