@@ -283,6 +283,45 @@ fn sign_refuses_bad_input_and_leaves_no_output() {
     );
 }
 
+/// `sign` writes `.OUT.partial` itself, exclusively: a symlink planted
+/// there is removed, not written through, and a stale file from a killed
+/// run does not stop it.
+#[test]
+fn sign_does_not_follow_a_planted_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = build(&demo_image(DDI)).join("demo_1.0.raw");
+    let key = rsa(dir.path());
+    let out = dir.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let signed = out.join("signed.raw");
+    let partial = out.join(".signed.raw.partial");
+    let victim = dir.path().join("victim");
+    fs::write(&victim, "must survive").unwrap();
+    let sign = || {
+        builder(&[
+            "sign",
+            path(&image),
+            "--key",
+            path(&key.key),
+            "--certificate",
+            path(&key.certificate),
+            "--output",
+            path(&signed),
+        ])
+    };
+    std::os::unix::fs::symlink(&victim, &partial).unwrap();
+    let output = sign();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "must survive");
+    assert_eq!(listing(&out), ["signed.raw"]);
+    assert_eq!(Ddi::read(&signed).unwrap().verify().unwrap(), vec![]);
+
+    fs::write(&partial, "left by a killed run").unwrap();
+    let output = sign();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(listing(&out), ["signed.raw"]);
+}
+
 /// Truncated and foreign files: inspect gives an error naming the file,
 /// verify a finding (exit status 1); neither panics.
 #[test]

@@ -2,7 +2,7 @@
 //! the derivations are described in the parent module.
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -266,17 +266,8 @@ fn write_atomically<T>(
 ) -> Result<T, Error> {
     atomic_write::write_atomically(
         output,
-        |partial| {
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(partial)
-                .map_err(|e| Error::new(partial, io_err("creating", e)))?;
-            write(&file)
-        },
-        |_, e| Error::new(output, io_err("renaming into place", e)),
+        |_, file| write(&file),
+        |what, source| Error::new(output, ErrorKind::Write { what, source }),
     )
 }
 

@@ -131,6 +131,8 @@ pub enum ErrorKind {
         Findings(.0)
     )]
     Unverified(Vec<Finding>),
+    #[error("{what}: {source}")]
+    Write { what: String, source: io::Error },
 }
 
 /// Findings, one a line.
