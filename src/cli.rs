@@ -31,10 +31,10 @@ usage: portable-service-builder [build]
            an extension image's base is checked too with --base; with
            --certificate, a disk image's signature; --report writes the
            result to FILE. Exit status 0 when all holds, 1 with one line
-           per finding
+           per finding, 2 on an error
   sign     write OUT.raw: the disk image IMAGE with a signature of its root
            hash by KEY.pem (with `openssl`; --passin as openssl takes it,
-           for an encrypted key) and CERT.pem, its certificate
+           for an encrypted key) and CERT.pem, its certificate and no other
 ";
 
 #[derive(Debug, PartialEq, Eq)]
@@ -193,7 +193,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<ExitCode> {
                     image.display()
                 );
             }
-            let signer = Signer { key, certificate, passin };
+            let signer = Signer::read(&key, &certificate, passin)?;
             let signed = crate::ddi::sign(
                 &image,
                 &Openssl::default(),

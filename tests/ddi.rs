@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use portable_service::ddi::gpt::{self, Guid};
-use portable_service::ddi::signature::{self, Openssl, Signer};
+use portable_service::ddi::signature::{self, Certificate, Openssl, Signer};
 use portable_service::ddi::{
     self, verity, Architecture, Ddi, ErrorKind, Finding,
 };
@@ -300,7 +300,7 @@ fn systemd_dissect_sees_a_portable_service() {
     // decrypt image"), but it reads the image and calls it signed.
     let signed = dir.path().join("signed").join("demo_1.0.raw");
     fs::create_dir(signed.parent().unwrap()).unwrap();
-    ddi::sign(&image, &Openssl::default(), &rsa(dir.path()), &signed).unwrap();
+    sign(&image, &rsa(dir.path()).signer(), &signed).unwrap();
     let stdout = dissect(&signed, &[]).unwrap();
     assert_contains(
         &stdout,
@@ -472,13 +472,8 @@ fn verify_compares_every_byte_outside_the_payload() {
             .to_string()])
     );
     // sign refuses it.
-    let err = ddi::sign(
-        &damaged,
-        &Openssl::default(),
-        &rsa(dir.path()),
-        &dir.path().join("s"),
-    )
-    .unwrap_err();
+    let err = sign(&damaged, &rsa(dir.path()).signer(), &dir.path().join("s"))
+        .unwrap_err();
     assert!(matches!(err.kind, ErrorKind::Unverified(_)), "{err}");
     assert_contains(
         &err.to_string(),
@@ -633,10 +628,9 @@ fn verify_compares_every_byte_outside_the_payload() {
 fn verify_compares_the_signature_partition_with_what_sign_writes() {
     let dir = tempfile::tempdir().unwrap();
     let (_, image, _) = build_demo(dir.path(), b"signed");
-    let signer = rsa(dir.path());
-    let openssl = Openssl::default();
+    let signer = rsa(dir.path()).signer();
     let signed = dir.path().join("signed.raw");
-    let ddi = ddi::sign(&image, &openssl, &signer, &signed).unwrap();
+    let ddi = sign(&image, &signer, &signed).unwrap();
     let sig = ddi.verity_sig.clone().unwrap();
     let raw = read_range(&signed, sig.offset(), sig.size());
     let text_len = raw.iter().position(|&b| b == 0).unwrap();
@@ -683,7 +677,7 @@ fn verify_compares_the_signature_partition_with_what_sign_writes() {
         );
         // Signing again replaces it.
         let again = dir.path().join("again.raw");
-        let resigned = ddi::sign(&damaged, &openssl, &signer, &again).unwrap();
+        let resigned = sign(&damaged, &signer, &again).unwrap();
         assert_eq!(resigned.verify().unwrap(), vec![]);
     }
 }
@@ -830,8 +824,34 @@ fn same_inputs_same_bytes() {
     assert_eq!(arm.verity.name, "root-arm64-verity");
 }
 
+/// A key file and its certificate's.
+#[derive(Clone, Debug)]
+pub(crate) struct KeyPair {
+    pub key: PathBuf,
+    pub certificate: PathBuf,
+}
+
+impl KeyPair {
+    pub fn signer(&self) -> Signer {
+        Signer::read(&self.key, &self.certificate, None).unwrap()
+    }
+
+    pub fn certificate(&self) -> Certificate {
+        Certificate::read(&self.certificate).unwrap()
+    }
+}
+
+/// `ddi::sign` with the `openssl` on `PATH`.
+pub(crate) fn sign(
+    image: &Path,
+    signer: &Signer,
+    output: &Path,
+) -> Result<Ddi, ddi::Error> {
+    ddi::sign(image, &Openssl::default(), signer, output)
+}
+
 /// A self-signed certificate and its key, made by `openssl req`.
-pub(crate) fn key_pair(dir: &Path, name: &str, algorithm: &[&str]) -> Signer {
+pub(crate) fn key_pair(dir: &Path, name: &str, algorithm: &[&str]) -> KeyPair {
     let key = dir.join(format!("{name}.key"));
     let certificate = dir.join(format!("{name}.crt"));
     let mut args = vec!["req", "-x509", "-nodes", "-days", "3650"];
@@ -841,7 +861,7 @@ pub(crate) fn key_pair(dir: &Path, name: &str, algorithm: &[&str]) -> Signer {
     args.extend(["-out", certificate.to_str().unwrap()]);
     let output = run(Command::new("openssl").args(&args));
     assert!(output.status.success(), "openssl req: {}", stderr(&output));
-    Signer { key, certificate, passin: None }
+    KeyPair { key, certificate }
 }
 
 /// `openssl cms -verify` of the detached DER signature `der` of the file
@@ -864,11 +884,11 @@ pub(crate) fn openssl_cms_verify(
         .args(["-out", "/dev/null"]))
 }
 
-pub(crate) fn rsa(dir: &Path) -> Signer {
+pub(crate) fn rsa(dir: &Path) -> KeyPair {
     key_pair(dir, "rsa", &["-newkey", "rsa:2048"])
 }
 
-pub(crate) fn ec(dir: &Path) -> Signer {
+pub(crate) fn ec(dir: &Path) -> KeyPair {
     key_pair(
         dir,
         "ec",
@@ -881,10 +901,10 @@ fn sign_and_check_with_rsa_and_ec_keys() {
     let dir = tempfile::tempdir().unwrap();
     let (_, image, ddi) = build_demo(dir.path(), b"signed");
     let openssl = Openssl::default();
-    for signer in [rsa(dir.path()), ec(dir.path())] {
+    for pair in [rsa(dir.path()), ec(dir.path())] {
+        let signer = pair.signer();
         let signed = dir.path().join("signed.raw");
-        let ddi_signed =
-            ddi::sign(&image, &openssl, &signer, &signed).unwrap();
+        let ddi_signed = sign(&image, &signer, &signed).unwrap();
         assert_eq!(Ddi::read(&signed).unwrap(), ddi_signed);
         assert_eq!(ddi_signed.root_hash, ddi.root_hash);
         assert_eq!(ddi_signed.gpt.disk_guid, ddi.gpt.disk_guid);
@@ -900,7 +920,7 @@ fn sign_and_check_with_rsa_and_ec_keys() {
         }
         assert_eq!(ddi_signed.verify().unwrap(), vec![]);
         assert_eq!(
-            ddi_signed.check_signature(&openssl, &signer.certificate).unwrap(),
+            ddi_signed.check_signature(&openssl, &pair.certificate()).unwrap(),
             vec![]
         );
 
@@ -916,7 +936,7 @@ fn sign_and_check_with_rsa_and_ec_keys() {
             &[
                 "x509",
                 "-in",
-                signer.certificate.to_str().unwrap(),
+                pair.certificate.to_str().unwrap(),
                 "-noout",
                 "-fingerprint",
                 "-sha256",
@@ -946,11 +966,11 @@ fn sign_and_check_with_rsa_and_ec_keys() {
         fs::write(&der, &parsed.signature).unwrap();
         let content = dir.path().join("roothash.txt");
         fs::write(&content, ddi.root_hash_hex()).unwrap();
-        let openssl = openssl_cms_verify(&der, &content, &signer.certificate);
+        let openssl = openssl_cms_verify(&der, &content, &pair.certificate);
         assert!(openssl.status.success(), "openssl: {}", stderr(&openssl));
         let gnutls = run(Command::new("certtool")
             .args(["--p7-verify", "--inder", "--load-certificate"])
-            .arg(&signer.certificate)
+            .arg(&pair.certificate)
             .arg("--load-data")
             .arg(&content)
             .arg("--infile")
@@ -988,9 +1008,9 @@ fn wrong_certificate_and_wrong_key() {
     let openssl = Openssl::default();
     let (rsa, ec) = (rsa(dir.path()), ec(dir.path()));
     let signed = dir.path().join("signed.raw");
-    let ddi = ddi::sign(&image, &openssl, &rsa, &signed).unwrap();
+    let ddi = sign(&image, &rsa.signer(), &signed).unwrap();
 
-    let findings = ddi.check_signature(&openssl, &ec.certificate).unwrap();
+    let findings = ddi.check_signature(&openssl, &ec.certificate()).unwrap();
     assert_eq!(findings.len(), 2, "{findings:?}");
     assert!(matches!(findings[0], Finding::CertificateFingerprint { .. }));
     let Finding::SignatureRejected(reason) = &findings[1] else {
@@ -1000,14 +1020,14 @@ fn wrong_certificate_and_wrong_key() {
     // The unsigned image has nothing to check.
     let unsigned = Ddi::read(&image).unwrap();
     assert_eq!(
-        unsigned.check_signature(&openssl, &rsa.certificate).unwrap(),
+        unsigned.check_signature(&openssl, &rsa.certificate()).unwrap(),
         vec![Finding::NoSignature]
     );
 
     // A key that is not the certificate's: an error, and no output.
-    let mismatched = Signer { key: ec.key.clone(), ..rsa.clone() };
+    let mismatched = Signer::read(&ec.key, &rsa.certificate, None).unwrap();
     let out = dir.path().join("mismatched.raw");
-    let err = ddi::sign(&image, &openssl, &mismatched, &out).unwrap_err();
+    let err = sign(&image, &mismatched, &out).unwrap_err();
     assert!(
         matches!(
             err.kind,
@@ -1035,21 +1055,18 @@ fn wrong_certificate_and_wrong_key() {
             encrypted.to_str().unwrap(),
         ],
     );
-    let with_pass = Signer {
-        key: encrypted,
-        passin: Some("pass:secret".into()),
-        ..rsa.clone()
-    };
+    let with_pass =
+        Signer::read(&encrypted, &rsa.certificate, Some("pass:secret".into()))
+            .unwrap();
     let out = dir.path().join("encrypted.raw");
-    let ddi = ddi::sign(&image, &openssl, &with_pass, &out).unwrap();
+    let ddi = sign(&image, &with_pass, &out).unwrap();
     assert_eq!(
-        ddi.check_signature(&openssl, &rsa.certificate).unwrap(),
+        ddi.check_signature(&openssl, &rsa.certificate()).unwrap(),
         vec![]
     );
     let wrong_pass = Signer { passin: Some("pass:wrong".into()), ..with_pass };
     let err =
-        ddi::sign(&image, &openssl, &wrong_pass, &dir.path().join("x.raw"))
-            .unwrap_err();
+        sign(&image, &wrong_pass, &dir.path().join("x.raw")).unwrap_err();
     assert!(
         matches!(
             err.kind,
@@ -1057,6 +1074,144 @@ fn wrong_certificate_and_wrong_key() {
         ),
         "{err}"
     );
+}
+
+/// A certificate file must hold exactly the signer's certificate, and a
+/// signature is only checked against it: one that another key made fails
+/// even when the JSON names the given certificate and the PKCS#7 carries
+/// the other one (which `openssl smime -verify` without `-nointern` would
+/// use).
+#[test]
+fn the_certificate_is_the_signer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, image, _) = build_demo(dir.path(), b"signed");
+    let openssl = Openssl::default();
+    let (rsa, ec) = (rsa(dir.path()), ec(dir.path()));
+
+    // Two certificates in one file: refused for signing and checking.
+    let both = dir.path().join("both.crt");
+    let mut pem = fs::read(&rsa.certificate).unwrap();
+    pem.extend(fs::read(&ec.certificate).unwrap());
+    fs::write(&both, &pem).unwrap();
+    let message = format!(
+        "{}: holds 2 PEM blocks (CERTIFICATE, CERTIFICATE); a certificate \
+         file must hold exactly one, the signer's certificate",
+        both.display()
+    );
+    let err = Certificate::read(&both).unwrap_err();
+    assert_eq!(err.to_string(), message);
+    let err = Signer::read(&rsa.key, &both, None).unwrap_err();
+    assert_eq!(err.to_string(), message);
+    // A key in the certificate file is another block.
+    let with_key = dir.path().join("with-key.crt");
+    let mut pem = fs::read(&rsa.certificate).unwrap();
+    pem.extend(fs::read(&rsa.key).unwrap());
+    fs::write(&with_key, &pem).unwrap();
+    assert_contains(
+        &Certificate::read(&with_key).unwrap_err().to_string(),
+        &["holds 2 PEM blocks (CERTIFICATE, PRIVATE KEY)"],
+    );
+    // Text around the one block, as `openssl x509 -text` writes, is fine.
+    let text = dir.path().join("text.crt");
+    let printed = stdout_of(
+        "openssl",
+        &["x509", "-in", rsa.certificate.to_str().unwrap(), "-text"],
+    );
+    fs::write(&text, printed).unwrap();
+    assert_eq!(
+        Certificate::read(&text).unwrap().fingerprint(),
+        rsa.certificate().fingerprint()
+    );
+
+    // Signed with the EC key, the JSON then rewritten (in the form sign
+    // writes, so that verify finds nothing) to name the RSA certificate.
+    let signed = dir.path().join("signed.raw");
+    let ddi = sign(&image, &ec.signer(), &signed).unwrap();
+    let sig = ddi.verity_sig.clone().unwrap();
+    let mut json = ddi.read_signature().unwrap().unwrap();
+    json.certificate_fingerprint = Some(rsa.certificate().fingerprint());
+    let partition = json.partition(sig.size() as usize).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&signed)
+        .unwrap()
+        .write_all_at(&partition, sig.offset())
+        .unwrap();
+    assert_eq!(ddi.verify().unwrap(), vec![]);
+    let findings = ddi.check_signature(&openssl, &rsa.certificate()).unwrap();
+    let [Finding::SignatureRejected(reason)] = &findings[..] else {
+        panic!("{findings:?}")
+    };
+    assert_contains(reason, &["signer certificate not found"]);
+    // The embedded certificate is the EC one: without -nointern, openssl
+    // would take it and accept the signature.
+    let der = dir.path().join("sig.der");
+    fs::write(&der, &json.signature).unwrap();
+    let content = dir.path().join("roothash.txt");
+    fs::write(&content, &json.root_hash).unwrap();
+    let interning = run(Command::new("openssl")
+        .args(["smime", "-verify", "-binary", "-inform", "der", "-noverify"])
+        .arg("-in")
+        .arg(&der)
+        .arg("-content")
+        .arg(&content)
+        .arg("-certfile")
+        .arg(&rsa.certificate)
+        .args(["-out", "/dev/null"]));
+    assert!(interning.status.success(), "{}", stderr(&interning));
+}
+
+/// Key and certificate files are read by us, a regular file of at most
+/// 1 MiB each: `/dev/zero` would fill memory, a FIFO never end.
+#[test]
+fn key_and_certificate_files_must_be_small_regular_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let rsa = rsa(dir.path());
+    let fifo = dir.path().join("fifo");
+    let output = run(Command::new("mkfifo").arg(&fifo));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let big = dir.path().join("big.crt");
+    let mut pem = fs::read(&rsa.certificate).unwrap();
+    pem.resize(signature::FILE_MAX as usize + 1, b'\n');
+    fs::write(&big, pem).unwrap();
+    for (path, message) in [
+        (
+            Path::new("/dev/zero"),
+            "/dev/zero: the certificate must be a regular file, not a \
+             character device"
+                .to_string(),
+        ),
+        (
+            &fifo,
+            format!(
+                "{}: the certificate must be a regular file, not a FIFO",
+                fifo.display()
+            ),
+        ),
+        (
+            dir.path(),
+            format!(
+                "{}: the certificate must be a regular file, not a \
+                 directory",
+                dir.path().display()
+            ),
+        ),
+        (
+            &big,
+            format!(
+                "{}: the certificate file is larger than 1048576 bytes, \
+                 which no PEM certificate needs",
+                big.display()
+            ),
+        ),
+    ] {
+        let err = Certificate::read(path).unwrap_err();
+        assert_eq!(err.to_string(), message);
+        let err = Signer::read(&rsa.key, path, None).unwrap_err();
+        assert_eq!(err.to_string(), message);
+        let err = Signer::read(path, &rsa.certificate, None).unwrap_err();
+        assert_eq!(err.to_string(), message.replace("certificate", "key"));
+    }
 }
 
 #[test]
@@ -1177,10 +1332,11 @@ fn systemd_repart_makes_what_we_read_and_sign() {
     let json = ddi.read_signature().unwrap().unwrap();
     let openssl = Openssl::default();
     assert_eq!(
-        ddi.check_signature(&openssl, &signer.certificate).unwrap(),
+        ddi.check_signature(&openssl, &signer.certificate()).unwrap(),
         vec![]
     );
     assert!(
-        openssl.sign(&signer, &ddi.root_hash_hex()).unwrap() == json.signature
+        openssl.sign(&signer.signer(), &ddi.root_hash_hex()).unwrap()
+            == json.signature
     );
 }

@@ -322,6 +322,83 @@ fn sign_does_not_follow_a_planted_link() {
     assert_eq!(listing(&out), ["signed.raw"]);
 }
 
+/// Certificates and keys that are not one small regular file: an error
+/// (exit status 2) naming the file, from verify and sign alike, and never
+/// a hang (`timeout` would end it with 124).
+#[test]
+fn bad_certificate_files_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = build(&demo_image(DDI)).join("demo_1.0.raw");
+    let (key, other) = (rsa(dir.path()), ec(dir.path()));
+    let signed = dir.path().join("signed.raw");
+    let both = dir.path().join("both.crt");
+    let mut pem = fs::read(&key.certificate).unwrap();
+    pem.extend(fs::read(&other.certificate).unwrap());
+    fs::write(&both, pem).unwrap();
+    let timed = |args: &[&str]| {
+        run(std::process::Command::new("timeout")
+            .arg("30")
+            .arg(BUILDER)
+            .args(args))
+    };
+    for (certificate, message) in [
+        (
+            Path::new("/dev/zero"),
+            "/dev/zero: the certificate must be a regular file, not a \
+             character device"
+                .to_string(),
+        ),
+        (
+            &both,
+            format!(
+                "{}: holds 2 PEM blocks (CERTIFICATE, CERTIFICATE); a \
+                 certificate file must hold exactly one, the signer's \
+                 certificate",
+                both.display()
+            ),
+        ),
+    ] {
+        let expected = format!("portable-service-builder: error: {message}\n");
+        let output = timed(&[
+            "verify",
+            path(&image),
+            "--certificate",
+            path(certificate),
+        ]);
+        assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+        assert_eq!(stderr(&output), expected);
+        let output = timed(&[
+            "sign",
+            path(&image),
+            "--key",
+            path(&key.key),
+            "--certificate",
+            path(certificate),
+            "--output",
+            path(&signed),
+        ]);
+        assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+        assert_eq!(stderr(&output), expected);
+    }
+    let output = timed(&[
+        "sign",
+        path(&image),
+        "--key",
+        "/dev/zero",
+        "--certificate",
+        path(&key.certificate),
+        "--output",
+        path(&signed),
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert_eq!(
+        stderr(&output),
+        "portable-service-builder: error: /dev/zero: the key must be a \
+         regular file, not a character device\n"
+    );
+    assert!(!signed.exists());
+}
+
 /// Truncated and foreign files: inspect gives an error naming the file,
 /// verify a finding (exit status 1); neither panics.
 #[test]

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::dps::Architecture;
 use super::gpt::{self, Gpt, Guid, Partition, Structure, SECTOR};
-use super::signature::{self, Openssl, Signer, Verdict};
+use super::signature::{self, Certificate, Openssl, Signer, Verdict};
 use super::verity::{self, Geometry, RootHash, Side, Superblock};
 use super::{derive_guid, Error, ErrorKind};
 use super::{DISK_GUID, VERITY_SIG_GUID, VERITY_SUPERBLOCK_UUID};
@@ -907,13 +907,13 @@ impl Ddi {
         })
     }
 
-    /// Checks the image's signature against `certificate` (PEM): it must
-    /// be there, name that certificate's fingerprint, and verify with its
+    /// Checks the image's signature against `certificate`: it must be
+    /// there, name that certificate's fingerprint, and verify with its
     /// key. Returns what is wrong, nothing if all is well.
     pub fn check_signature(
         &self,
         openssl: &Openssl,
-        certificate: &Path,
+        certificate: &Certificate,
     ) -> Result<Vec<Finding>, Error> {
         let path = &self.path;
         let json = match self.read_signature() {
@@ -924,8 +924,7 @@ impl Ddi {
             }
             Err(other) => return Err(other),
         };
-        let expected = signature::certificate_fingerprint(certificate)
-            .map_err(|e| Error::new(path, e))?;
+        let expected = certificate.fingerprint();
         let mut findings = Vec::new();
         if json.certificate_fingerprint.as_ref() != Some(&expected) {
             findings.push(Finding::CertificateFingerprint {
@@ -1040,11 +1039,9 @@ pub fn sign(
     }
     let hex = ddi.root_hash_hex();
     let der = openssl.sign(signer, &hex).map_err(|e| Error::new(image, e))?;
-    let fingerprint = signature::certificate_fingerprint(&signer.certificate)
-        .map_err(|e| Error::new(image, e))?;
     let json = SignatureJson {
         root_hash: hex,
-        certificate_fingerprint: Some(fingerprint),
+        certificate_fingerprint: Some(signer.certificate.fingerprint()),
         signature: der,
     };
     let partition =
