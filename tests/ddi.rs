@@ -12,7 +12,7 @@ use std::process::Command;
 use portable_service::ddi::gpt::{self, Guid};
 use portable_service::ddi::signature::{self, Certificate, Openssl, Signer};
 use portable_service::ddi::{
-    self, verity, Architecture, Ddi, ErrorKind, Finding,
+    self, verity, Architecture, Ddi, ErrorKind, Finding, Verified,
 };
 
 use crate::util::*;
@@ -841,13 +841,13 @@ impl KeyPair {
     }
 }
 
-/// `ddi::sign` with the `openssl` on `PATH`.
+/// `Verified::open` and `Verified::sign`.
 pub(crate) fn sign(
     image: &Path,
     signer: &Signer,
     output: &Path,
 ) -> Result<Ddi, ddi::Error> {
-    ddi::sign(image, &Openssl::default(), signer, output)
+    Verified::open(image)?.sign(&Openssl::default(), signer, output)
 }
 
 /// A self-signed certificate and its key, made by `openssl req`.

@@ -265,7 +265,7 @@ fn sign_refuses_bad_input_and_leaves_no_output() {
     refused(
         sign(&squashfs, &rsa.key),
         &[&format!(
-            "error: {} is a squashfs image: only a disk image (format = \"ddi\") carries a signature",
+            "error: {}: is a squashfs image: only a disk image (format = \"ddi\") carries a signature",
             squashfs.display()
         )],
     );
@@ -281,6 +281,53 @@ fn sign_refuses_bad_input_and_leaves_no_output() {
         sign(&truncated, &rsa.key),
         &[&format!("error: {}: ", truncated.display())],
     );
+}
+
+/// `sign` checks everything `verify` does: a disk image whose structure
+/// and hash tree are right, but whose squashfs holds a changed store path,
+/// is refused with verify's findings.
+#[test]
+fn sign_refuses_an_image_whose_squashfs_does_not_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let squashfs = build(&demo_image("")).join("demo_1.0.raw");
+    let changed = copy(&squashfs, dir.path(), "changed.squashfs");
+    // Inside the first data block, past the 96-byte superblock.
+    flip(&changed, 4096);
+    let image = dir.path().join("demo_1.0.raw");
+    portable_service::ddi::build(
+        &changed,
+        portable_service::ddi::Architecture::X86_64,
+        &image,
+    )
+    .unwrap();
+    assert_eq!(Ddi::read(&image).unwrap().verify().unwrap(), vec![]);
+    let found = findings(&[path(&image)]);
+    assert!(!found.is_empty());
+
+    let key = rsa(dir.path());
+    let signed = dir.path().join("signed.raw");
+    let output = builder(&[
+        "sign",
+        path(&image),
+        "--key",
+        path(&key.key),
+        "--certificate",
+        path(&key.certificate),
+        "--output",
+        path(&signed),
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let listed: String = found.lines().map(|l| format!("  {l}\n")).collect();
+    // One line each, as verify gives them.
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "portable-service-builder: error: {}: refusing to sign an image \
+             that does not verify:\n{listed}",
+            image.display()
+        )
+    );
+    assert!(!signed.exists());
 }
 
 /// `sign` writes `.OUT.partial` itself, exclusively: a symlink planted

@@ -35,7 +35,7 @@ const GRAIN: u64 = 4096;
 const CHUNK: usize = 8 << 20;
 
 /// An image's structure, as [`Ddi::read`] finds it or [`build`] and
-/// [`sign`] made it.
+/// [`Verified::sign`] made it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ddi {
     /// The image file, which the methods read.
@@ -96,7 +96,7 @@ impl SignatureJson {
 }
 
 /// A way in which a readable image differs from what [`build`] and
-/// [`sign`] write for it.
+/// [`Verified::sign`] write for it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Finding {
     /// A data block (of the root partition) or a hash block (of the verity
@@ -630,7 +630,7 @@ impl Ddi {
         signature::hex(&self.root_hash)
     }
 
-    /// Compares the image with what [`build`] and [`sign`] write
+    /// Compares the image with what [`build`] and [`Verified::sign`] write
     /// for its root hash, the size of its root partition and its signature:
     /// everything but the squashfs and the signature itself is
     /// recomputed (see "What verify checks" in the parent module). Returns
@@ -781,7 +781,7 @@ impl Ddi {
         Finding::Verity { finding, offset, len }
     }
 
-    /// Non-zero bytes where [`build`] and [`sign`] leave zeros:
+    /// Non-zero bytes where [`build`] and [`Verified::sign`] leave zeros:
     /// the gaps between the primary table, the partitions and the backup
     /// table; the root partition after the squashfs (which ends at
     /// `squashfs_end`); the verity partition after the tree.
@@ -1012,65 +1012,102 @@ fn table_findings(found: &Gpt, expected: &Gpt) -> Vec<Finding> {
     findings
 }
 
-/// Writes a copy of the DDI `image` with a root verity signature partition
-/// at `output`: the root hash's hex string signed by `signer`, in the
-/// DPS's JSON ([`SignatureJson::partition`]). The image is verified first
-/// (a signature on a broken image would only fail later, on the host); an
-/// existing signature is replaced. `output` appears only when complete.
-pub fn sign(
-    image: &Path,
-    openssl: &Openssl,
-    signer: &Signer,
-    output: &Path,
-) -> Result<Ddi, Error> {
-    let input = File::open(image)
-        .map_err(|e| Error::new(image, io_err("opening", e)))?;
-    let ddi = Ddi::read_file(image, &input)
-        .map_err(|kind| Error::new(image, kind))?;
-    let findings: Vec<Finding> = ddi
-        .verify_file(&input)
-        .map_err(|kind| Error::new(image, kind))?
-        .into_iter()
-        // The old signature is replaced, so its faults do not matter.
-        .filter(|f| !matches!(f, Finding::SignatureJson(_)))
-        .collect();
-    if !findings.is_empty() {
-        return Err(Error::new(image, ErrorKind::Unverified(findings)));
+/// A disk image in which [`Ddi::verify`] found nothing (the faults of a
+/// signature it has aside, as signing replaces it), with the file it was
+/// read from: what [`Verified::sign`] signs, copying from that file.
+#[derive(Debug)]
+pub struct Verified {
+    ddi: Ddi,
+    file: File,
+}
+
+impl Verified {
+    /// Reads and verifies the disk image at `path`. A squashfs image is
+    /// refused (only a disk image has a place for the signature), and an
+    /// image with findings too: a signature on it would only fail later,
+    /// on the host.
+    pub fn open(path: &Path) -> Result<Verified, Error> {
+        let file = File::open(path)
+            .map_err(|e| Error::new(path, io_err("opening", e)))?;
+        let mut magic = [0u8; 4];
+        if file.read_exact_at(&mut magic, 0).is_ok()
+            && u32::from_le_bytes(magic) == superblock::MAGIC
+        {
+            return Err(Error::new(path, ErrorKind::SquashfsNotSignable));
+        }
+        let ddi = Ddi::read_file(path, &file)
+            .map_err(|kind| Error::new(path, kind))?;
+        let findings: Vec<Finding> = ddi
+            .verify_file(&file)
+            .map_err(|kind| Error::new(path, kind))?
+            .into_iter()
+            .filter(|f| !matches!(f, Finding::SignatureJson(_)))
+            .collect();
+        if !findings.is_empty() {
+            return Err(Error::new(path, ErrorKind::Unverified(findings)));
+        }
+        Ok(Verified { ddi, file })
     }
-    let hex = ddi.root_hash_hex();
-    let der = openssl.sign(signer, &hex).map_err(|e| Error::new(image, e))?;
-    let json = SignatureJson {
-        root_hash: hex,
-        certificate_fingerprint: Some(signer.certificate.fingerprint()),
-        signature: der,
-    };
-    let partition =
-        json.partition(VERITY_SIG_SIZE as usize).map_err(|problem| {
-            Error::new(image, ErrorKind::SignatureJson(problem))
-        })?;
-    let gpt = layout(
-        ddi.architecture,
-        &ddi.root_hash,
-        ddi.root.size(),
-        ddi.verity.size(),
-        true,
-    );
-    let signed = Ddi::from_layout(
-        output,
-        ddi.architecture,
-        gpt,
-        ddi.superblock,
-        ddi.root_hash,
-    );
-    let sig = signed.verity_sig.clone().expect("a signed layout");
-    write_atomically(output, |out| {
-        // Everything up to the end of the verity partition, from the file
-        // that was verified; the table in it is rewritten below.
-        copy(&input, out, sig.offset())
-            .map_err(|e| Error::new(output, io_err("copying the image", e)))?;
-        out.write_all_at(&partition, sig.offset())
-            .map_err(|e| Error::new(output, io_err("writing", e)))?;
-        write_table(out, &signed.gpt).map_err(|e| Error::new(output, e))?;
-        Ok(signed.clone())
-    })
+
+    pub fn ddi(&self) -> &Ddi {
+        &self.ddi
+    }
+
+    /// The file the image was read and verified from.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Writes a copy of the image with a root verity signature partition
+    /// at `output`: the root hash's hex string signed by `signer`, in the
+    /// DPS's JSON ([`SignatureJson::partition`]). An existing signature is
+    /// replaced. `output` appears only when complete.
+    pub fn sign(
+        &self,
+        openssl: &Openssl,
+        signer: &Signer,
+        output: &Path,
+    ) -> Result<Ddi, Error> {
+        let ddi = &self.ddi;
+        let image = &ddi.path;
+        let hex = ddi.root_hash_hex();
+        let der =
+            openssl.sign(signer, &hex).map_err(|e| Error::new(image, e))?;
+        let json = SignatureJson {
+            root_hash: hex,
+            certificate_fingerprint: Some(signer.certificate.fingerprint()),
+            signature: der,
+        };
+        let partition =
+            json.partition(VERITY_SIG_SIZE as usize).map_err(|problem| {
+                Error::new(image, ErrorKind::SignatureJson(problem))
+            })?;
+        let gpt = layout(
+            ddi.architecture,
+            &ddi.root_hash,
+            ddi.root.size(),
+            ddi.verity.size(),
+            true,
+        );
+        let signed = Ddi::from_layout(
+            output,
+            ddi.architecture,
+            gpt,
+            ddi.superblock.clone(),
+            ddi.root_hash,
+        );
+        let sig = signed.verity_sig.clone().expect("a signed layout");
+        write_atomically(output, |out| {
+            // Everything up to the end of the verity partition; the table
+            // in it is rewritten below.
+            copy(&self.file, out, sig.offset()).map_err(|e| {
+                Error::new(output, io_err("copying the image", e))
+            })?;
+            out.write_all_at(&partition, sig.offset())
+                .map_err(|e| Error::new(output, io_err("writing", e)))?;
+            write_table(out, &signed.gpt)
+                .map_err(|e| Error::new(output, e))?;
+            Ok(signed.clone())
+        })
+    }
 }

@@ -77,7 +77,7 @@ bit there, so we follow the DPS.
 
 # What `verify` checks
 
-[`Ddi::verify`] regenerates what [`build`] and [`sign`] write
+[`Ddi::verify`] regenerates what [`build`] and [`Verified::sign`] write
 for the image's root hash (from its partition UUIDs), its architecture
 (the root partition's type), the size of its root partition and whether
 it is signed, and compares the image with it:
@@ -142,7 +142,7 @@ pub mod signature;
 pub mod verity;
 
 pub use dps::Architecture;
-pub use image::{build, sign, Ddi, Finding, SignatureJson};
+pub use image::{build, Ddi, Finding, SignatureJson, Verified};
 
 use gpt::Guid;
 use verity::RootHash;
@@ -177,6 +177,11 @@ pub enum ErrorKind {
         Findings(.0)
     )]
     Unverified(Vec<Finding>),
+    #[error(
+        "is a squashfs image: only a disk image (format = \"ddi\") carries \
+         a signature"
+    )]
+    SquashfsNotSignable,
     #[error("{what}: {source}")]
     Write { what: String, source: io::Error },
 }

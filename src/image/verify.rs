@@ -80,7 +80,14 @@ pub fn verify(
                 .into(),
         });
     }
-    findings.extend(rules(&image.facts, base.map(|b| &b.facts)));
+    findings.extend(squashfs(image, base));
+    findings
+}
+
+/// What `verify` checks of the squashfs image (a disk image's is in its
+/// root partition): the rules and the contents.
+pub fn squashfs(image: &Opened, base: Option<&Opened>) -> Vec<Finding> {
+    let mut findings = rules(&image.facts, base.map(|b| &b.facts));
     findings.extend(contents(image, base));
     findings
 }
