@@ -594,7 +594,7 @@ fn verify_compares_every_byte_outside_the_payload() {
         verified(&damaged),
         Ok(vec![format!(
             "the gap between partition 2 and the backup partition table \
-             holds 1 non-zero bytes, the first at image byte {}; it should \
+             holds 1 non-zero byte, the first at image byte {}; it should \
              be zero",
             backup - 1
         )])
@@ -759,7 +759,7 @@ fn partitions_that_claim_gigabytes_cost_what_they_hold() {
             &big_verity,
             format!(
                 "the verity partition after the hash tree holds 1 non-zero \
-                 bytes, the first at image byte {tail}; it should be zero"
+                 byte, the first at image byte {tail}; it should be zero"
             ),
         ),
         (&big_root, "the top hash block (hash block 1)".into()),

@@ -181,8 +181,9 @@ impl fmt::Display for Finding {
             }
             Finding::NotZero { region, offset, count } => write!(
                 f,
-                "{region} holds {count} non-zero bytes, the first at image \
-                 byte {offset}; it should be zero"
+                "{region} holds {count} non-zero {}, the first at image byte \
+                 {offset}; it should be zero",
+                if *count == 1 { "byte" } else { "bytes" }
             ),
             Finding::Salt(problem) => write!(f, "the verity salt: {problem}"),
             Finding::Superblock { field, found, expected } => write!(
@@ -1047,10 +1048,6 @@ impl Verified {
             return Err(Error::new(path, ErrorKind::Unverified(findings)));
         }
         Ok(Verified { ddi, file })
-    }
-
-    pub fn ddi(&self) -> &Ddi {
-        &self.ddi
     }
 
     /// The file the image was read and verified from.

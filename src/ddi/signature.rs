@@ -232,10 +232,6 @@ impl Certificate {
         Ok(Certificate { path: path.to_owned(), pem, der })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The SHA-256 of the certificate in DER, as lowercase hex: the DPS's
     /// `certificateFingerprint`.
     pub fn fingerprint(&self) -> String {
