@@ -13,7 +13,7 @@ use anyhow::{bail, Result};
 
 use crate::builder;
 use crate::ddi::signature::{Openssl, Signer};
-use crate::image::{inspect, survey, verify};
+use crate::image::{inspect, sign, verify};
 
 const USAGE: &str = "\
 usage: portable-service-builder [build]
@@ -31,10 +31,11 @@ usage: portable-service-builder [build]
            an extension image's base is checked too with --base; with
            --certificate, a disk image's signature; --report writes the
            result to FILE. Exit status 0 when all holds, 1 with one line
-           per finding
-  sign     write OUT.raw: the disk image IMAGE with a signature of its root
-           hash by KEY.pem (with `openssl`; --passin as openssl takes it,
-           for an encrypted key) and CERT.pem, its certificate
+           per finding, 2 on an error
+  sign     write OUT.raw: the disk image IMAGE, which must pass verify,
+           with a signature of its root hash by KEY.pem (with `openssl`;
+           --passin as openssl takes it, for an encrypted key) and
+           CERT.pem, its certificate and no other
 ";
 
 #[derive(Debug, PartialEq, Eq)]
@@ -186,22 +187,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<ExitCode> {
             }
         }
         Command::Sign { image, key, certificate, output, passin } => {
-            if survey::is_squashfs(&image)? {
-                bail!(
-                    "{} is a squashfs image: only a disk image (format = \"ddi\") \
-                     carries a signature",
-                    image.display()
-                );
-            }
-            let signer = Signer { key, certificate, passin };
-            let signed = crate::ddi::sign(
-                &image,
-                &Openssl::default(),
-                &signer,
-                &output,
-            )
-            // The error names the file it is about.
-            ?;
+            let signer = Signer::read(&key, &certificate, passin)?;
+            let signed =
+                sign::sign(&image, &Openssl::default(), &signer, &output)?;
             println!(
                 "{}: signed root hash {}",
                 output.display(),

@@ -24,7 +24,8 @@ The crate, by layer (each imports only from the layers above it):
   `stream`, then a disk image for `format = "ddi"`) → `summary`; `layers`
   builds layered images from the same steps and assembles them;
 - `image`, the read side: `survey` (an image's facts) → `inspect` shows
-  them, `verify` checks them and the NAR digests `nar` computes;
+  them, `verify` checks them and the NAR digests `nar` computes; `sign`
+  signs a disk image that `verify` passes (with `ddi`);
 - `cli`: the command line, and `main.rs` its exit-code policy.
 
 Nothing in `nix`, `squashfs`, `ddi`, `systemd`, `layout` or `manifest`

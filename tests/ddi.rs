@@ -3,15 +3,16 @@
 //! partition table, `openssl` and GnuTLS's `certtool` for signatures, and
 //! `systemd-repart` for what systemd itself builds from the same squashfs.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use portable_service::ddi::gpt::{self, Guid};
-use portable_service::ddi::signature::{self, Openssl, Signer};
+use portable_service::ddi::signature::{self, Certificate, Openssl, Signer};
 use portable_service::ddi::{
-    self, verity, Architecture, Ddi, ErrorKind, Finding,
+    self, verity, Architecture, Ddi, ErrorKind, Finding, Verified,
 };
 
 use crate::util::*;
@@ -169,11 +170,11 @@ fn hash_device_is_what_veritysetup_format_writes() {
             fs::read(&hash).unwrap() == ours.bytes,
             "{blocks} blocks: the hash devices differ"
         );
-        let verifier =
-            verity::Verifier::new(&ours.bytes, &ours.root_hash).unwrap();
-        let mut verifier = verifier;
-        verifier.update(&contents).unwrap();
-        assert_eq!(verifier.finish().unwrap(), vec![]);
+        assert_eq!(
+            verity::verify(&ours.bytes[..], &contents[..], &ours.root_hash)
+                .unwrap(),
+            vec![]
+        );
     }
 }
 
@@ -299,7 +300,7 @@ fn systemd_dissect_sees_a_portable_service() {
     // decrypt image"), but it reads the image and calls it signed.
     let signed = dir.path().join("signed").join("demo_1.0.raw");
     fs::create_dir(signed.parent().unwrap()).unwrap();
-    ddi::sign(&image, &Openssl::default(), &rsa(dir.path()), &signed).unwrap();
+    sign(&image, &rsa(dir.path()).signer(), &signed).unwrap();
     let stdout = dissect(&signed, &[]).unwrap();
     assert_contains(
         &stdout,
@@ -392,8 +393,405 @@ fn veritysetup_and_verify_reject_changed_blocks() {
     flip(&broken, 100_000);
     assert_eq!(
         Ddi::read(&broken).unwrap().verify().unwrap(),
-        vec![Finding::NotZero { offset: 100_000, len: 1 }]
+        vec![Finding::NotZero {
+            region: "the gap between the primary partition table and \
+                     partition 1"
+                .into(),
+            offset: 100_000,
+            count: 1
+        }]
     );
+}
+
+/// `Ddi::verify` of `path`: its findings as text, or why it cannot be
+/// read.
+fn verified(path: &Path) -> Result<Vec<String>, String> {
+    let ddi = Ddi::read(path).map_err(|e| e.to_string())?;
+    Ok(ddi.verify().unwrap().iter().map(ToString::to_string).collect())
+}
+
+fn write_at(path: &Path, offset: u64, bytes: &[u8]) {
+    fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .write_all_at(bytes, offset)
+        .unwrap();
+}
+
+/// Changes the header sector at `lba` of `path` with `change`, then sets
+/// its CRC32s as a tool that meant the change would: the entry array's
+/// (over the array the header now describes) and the header's.
+fn rewrite_header(path: &Path, lba: u64, change: impl Fn(&mut [u8])) {
+    let mut h = read_range(path, lba * 512, 512);
+    change(&mut h);
+    let u32_at = |h: &[u8], i: usize| {
+        u32::from_le_bytes(h[i..i + 4].try_into().unwrap()) as u64
+    };
+    let entries_lba = u64::from_le_bytes(h[72..80].try_into().unwrap());
+    let array = u32_at(&h, 80) * u32_at(&h, 84);
+    if array <= 1 << 20 {
+        let entries = read_range(path, entries_lba * 512, array);
+        h[88..92].copy_from_slice(&gpt::crc32(&entries).to_le_bytes());
+    }
+    let header_size = u32_at(&h, 12).clamp(92, 512) as usize;
+    h[16..20].fill(0);
+    let crc = gpt::crc32(&h[..header_size]);
+    h[16..20].copy_from_slice(&crc.to_le_bytes());
+    write_at(path, lba * 512, &h);
+}
+
+/// Every byte outside the partitions' contents is what build and sign
+/// write, or a finding names where it is not: changes that `sfdisk`,
+/// `blkid` and systemd may read differently, with their CRC32s fixed.
+#[test]
+fn verify_compares_every_byte_outside_the_payload() {
+    let dir = tempfile::tempdir().unwrap();
+    let (squashfs, image, ddi) = build_demo(dir.path(), b"bytes");
+    let last = ddi.gpt.sectors - 1;
+    let damaged = dir.path().join("damaged.raw");
+    let fresh = || {
+        fs::copy(&image, &damaged).unwrap();
+        damaged.as_path()
+    };
+    assert_eq!(verified(&image), Ok(vec![]));
+
+    // The protective MBR's partition type 0x83: sfdisk then reads a DOS
+    // table, and Gpt::read does not look at the MBR.
+    write_at(fresh(), 450, &[0x83]);
+    let sfdisk: serde_json::Value = serde_json::from_slice(&stdout_of(
+        "sfdisk",
+        &["--json", damaged.to_str().unwrap()],
+    ))
+    .unwrap();
+    assert_eq!(sfdisk["partitiontable"]["label"], "dos");
+    assert_eq!(
+        verified(&damaged),
+        Ok(vec!["the protective MBR differs at its byte 450, the partition \
+                 record's type (image byte 450): found 0x83, expected 0xee"
+            .to_string()])
+    );
+    // sign refuses it.
+    let err = sign(&damaged, &rsa(dir.path()).signer(), &dir.path().join("s"))
+        .unwrap_err();
+    assert!(matches!(err.kind, ErrorKind::Unverified(_)), "{err}");
+    assert_contains(
+        &err.to_string(),
+        &["refusing to sign an image that does not verify:\n  the \
+             protective MBR differs at its byte 450"],
+    );
+
+    // Each header's fields: those the reader does not check, with both
+    // CRC32s right.
+    for (lba, which) in [(1, "primary"), (last, "backup")] {
+        for (at, value, field) in [
+            (8usize, 1u8, "the revision"),
+            (12, 96, "the header size"),
+            (20, 1, "the reserved field"),
+            (200, 1, "the rest of the sector"),
+        ] {
+            rewrite_header(fresh(), lba, |h| h[at] = value);
+            let expected = read_range(&image, lba * 512 + at as u64, 1)[0];
+            assert_eq!(
+                verified(&damaged),
+                Ok(vec![format!(
+                    "the {which} GPT header differs at its byte {at}, \
+                     {field} (image byte {}): found {value:#04x}, expected \
+                     {expected:#04x}",
+                    lba * 512 + at as u64
+                )]),
+                "{which} header byte {at}"
+            );
+        }
+    }
+    // Fields both headers must agree on, changed in both.
+    let both = |change: &dyn Fn(&mut [u8])| {
+        fresh();
+        rewrite_header(&damaged, 1, change);
+        rewrite_header(&damaged, last, change);
+    };
+    both(&|h| h[40..48].copy_from_slice(&34u64.to_le_bytes()));
+    let last_usable = ddi.gpt.last_usable_lba;
+    assert_eq!(
+        verified(&damaged),
+        Ok(vec![format!(
+            "the partition table's usable sectors is 34..={last_usable}, \
+             expected 2048..={last_usable}"
+        )])
+    );
+    both(&|h| h[56] ^= 1);
+    let findings = verified(&damaged).unwrap();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_contains(&findings[0], &["the partition table's disk GUID is "]);
+    both(&|h| h[80] = 127);
+    assert_eq!(
+        verified(&damaged),
+        Ok(["primary", "backup"]
+            .map(|which| {
+                let lba = if which == "primary" { 1 } else { last };
+                format!(
+                    "the {which} GPT header differs at its byte 80, the \
+                     number of entries (image byte {}): found 0x7f, \
+                     expected 0x80",
+                    lba * 512 + 80
+                )
+            })
+            .to_vec())
+    );
+    // Fields the reader checks: an error, as before.
+    for (lba, change, error) in [
+        (
+            1,
+            &(|h: &mut [u8]| h[0] = b'X') as &dyn Fn(&mut [u8]),
+            "no GPT: no \"EFI PART\" signature at byte 512".to_string(),
+        ),
+        (1, &|h| h[24] = 2, "it says it is at LBA 2".into()),
+        (1, &|h| h[32] ^= 1, "the backup GPT header should be at LBA".into()),
+        (
+            last,
+            &|h| h[32] = 3,
+            "the primary and backup GPTs differ in the backup header's \
+             pointer back"
+                .into(),
+        ),
+        (1, &|h| h[72] = 3, "differ in the entry arrays".into()),
+    ] {
+        rewrite_header(fresh(), lba, change);
+        let err = verified(&damaged).unwrap_err();
+        assert_contains(&err, &[&error]);
+    }
+
+    // An unused entry's name, and the bytes after a used entry's name, in
+    // both entry arrays.
+    for (at, entry) in
+        [(2 * 128 + 56u64, "entry 3's name"), (86, "entry 1's name")]
+    {
+        fresh();
+        for lba in [2, last - 32] {
+            write_at(&damaged, lba * 512 + at, b"x");
+        }
+        rewrite_header(&damaged, 1, |_| {});
+        rewrite_header(&damaged, last, |_| {});
+        assert_eq!(
+            verified(&damaged),
+            Ok([(2, "primary"), (last - 32, "backup")]
+                .map(|(lba, which)| format!(
+                    "the {which} GPT entry array differs at its byte {at}, \
+                     {entry} (image byte {}): found 0x78, expected 0x00",
+                    lba * 512 + at
+                ))
+                .to_vec())
+        );
+    }
+
+    // The gap before the backup table, and the root partition after the
+    // squashfs (also a data block there, as it is hashed).
+    let verity_end = ddi.verity.offset() + ddi.verity.size();
+    let backup = (last - 32) * 512;
+    assert!(verity_end < backup);
+    write_at(fresh(), backup - 1, &[1]);
+    assert_eq!(
+        verified(&damaged),
+        Ok(vec![format!(
+            "the gap between partition 2 and the backup partition table \
+             holds 1 non-zero byte, the first at image byte {}; it should \
+             be zero",
+            backup - 1
+        )])
+    );
+    let bytes_used =
+        u64::from_le_bytes(read_range(&squashfs, 40, 8).try_into().unwrap());
+    assert!(bytes_used < ddi.root.size());
+    let at = ddi.root.offset() + bytes_used;
+    write_at(fresh(), at, &[1, 1]);
+    let block = bytes_used / 4096;
+    assert_eq!(
+        verified(&damaged),
+        Ok(vec![
+            format!(
+                "data block {block} does not match its digest (image bytes \
+                 {}..{})",
+                ddi.root.offset() + block * 4096,
+                ddi.root.offset() + (block + 1) * 4096
+            ),
+            format!(
+                "the root partition after the squashfs holds 2 non-zero \
+                 bytes, the first at image byte {at}; it should be zero"
+            ),
+        ])
+    );
+}
+
+/// The signature partition is byte for byte what sign writes for its
+/// JSON: no space, the keys in sign's order, NUL bytes after it.
+#[test]
+fn verify_compares_the_signature_partition_with_what_sign_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, image, _) = build_demo(dir.path(), b"signed");
+    let signer = rsa(dir.path()).signer();
+    let signed = dir.path().join("signed.raw");
+    let ddi = sign(&image, &signer, &signed).unwrap();
+    let sig = ddi.verity_sig.clone().unwrap();
+    let raw = read_range(&signed, sig.offset(), sig.size());
+    let text_len = raw.iter().position(|&b| b == 0).unwrap();
+    let text = String::from_utf8(raw[..text_len].to_vec()).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let damaged = dir.path().join("damaged.raw");
+    let fingerprint = json["certificateFingerprint"].as_str().unwrap();
+    let (root_hash, signature) = (&json["rootHash"], &json["signature"]);
+    for (text, problem) in [
+        (
+            text.replacen('{', "{ ", 1),
+            "differs from what sign writes at its byte 1, in the JSON: \
+             found 0x20 (' '), expected 0x22 ('\"')"
+                .to_string(),
+        ),
+        (
+            format!("{text}\n"),
+            format!(
+                "differs from what sign writes at its byte {text_len}, in \
+                 the NUL bytes after the JSON: found 0x0a, expected 0x00"
+            ),
+        ),
+        (
+            // The order serde_json gives a map, which sign wrote before.
+            format!(
+                r#"{{"certificateFingerprint":"{fingerprint}","rootHash":{root_hash},"signature":{signature}}}"#
+            ),
+            "differs from what sign writes at its byte 2, in the JSON: \
+             found 0x63 ('c'), expected 0x72 ('r')"
+                .into(),
+        ),
+        (
+            format!(r#"{{"rootHash":{root_hash},"signature":{signature}}}"#),
+            "no certificateFingerprint, which sign writes".into(),
+        ),
+    ] {
+        fs::copy(&signed, &damaged).unwrap();
+        let mut partition = text.into_bytes();
+        partition.resize(sig.size() as usize, 0);
+        write_at(&damaged, sig.offset(), &partition);
+        assert_eq!(
+            verified(&damaged),
+            Ok(vec![format!("the verity signature partition: {problem}")])
+        );
+        // Signing again replaces it.
+        let again = dir.path().join("again.raw");
+        let resigned = sign(&damaged, &signer, &again).unwrap();
+        assert_eq!(resigned.verify().unwrap(), vec![]);
+    }
+}
+
+/// A verity partition, or a root partition and its tree, that claim
+/// gigabytes (a sparse file): verify and sign read what is there, not what
+/// is claimed, in bounded memory and time.
+#[test]
+fn partitions_that_claim_gigabytes_cost_what_they_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, image, ddi) = build_demo(dir.path(), b"sparse");
+    let (root, verity) = (&ddi.root, &ddi.verity);
+    // A copy of the image with the root partition `root_grow` bytes and
+    // the verity partition `verity_grow` bytes larger (and the disk with
+    // them), the verity partition's bytes moved to its new place, and a
+    // valid table: a sparse file.
+    let grown = |name: &str, root_grow: u64, verity_grow: u64| {
+        let path = dir.path().join(name);
+        fs::copy(&image, &path).unwrap();
+        let mut partitions = ddi.gpt.partitions.clone();
+        partitions[0].last_lba += root_grow / 512;
+        partitions[1].first_lba += root_grow / 512;
+        partitions[1].last_lba += (root_grow + verity_grow) / 512;
+        let sectors = ddi.gpt.sectors + (root_grow + verity_grow) / 512;
+        let gpt = gpt::Gpt::new(ddi.gpt.disk_guid, sectors, partitions);
+        let file = fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let hash_device = read_range(&image, verity.offset(), verity.size());
+        let old_end = ddi.gpt.sectors * 512;
+        file.write_all_at(
+            &vec![0; (old_end - verity.offset()) as usize],
+            verity.offset(),
+        )
+        .unwrap();
+        file.set_len(sectors * 512).unwrap();
+        file.write_all_at(&hash_device, verity.offset() + root_grow).unwrap();
+        gpt.write(&file).unwrap();
+        path
+    };
+    let grow = 3u64 << 30;
+    let big_verity = grown("big-verity_1.0.raw", 0, grow);
+    // One byte in the claimed tail is found: only holes are skipped.
+    let tail = verity.offset() + verity.size() + grow / 2;
+    write_at(&big_verity, tail, &[7]);
+    // The root partition grown, with a superblock that claims all of it
+    // and a verity partition as large as its tree then is: the tree's top
+    // block, where the old one's only block is, does not match the root
+    // hash.
+    let data_blocks = (root.size() + grow) / 4096;
+    let needed = verity::Geometry::new(data_blocks, 4096).hash_device_size();
+    assert!(needed > 20 << 20);
+    let big_root = grown("big-root_1.0.raw", grow, needed - verity.size());
+    let verity_offset = verity.offset() + grow;
+    write_at(&big_root, verity_offset + 72, &data_blocks.to_le_bytes());
+    assert_eq!(
+        verified(&big_root),
+        Ok(vec![format!(
+            "the top hash block (hash block 1) does not match the root hash \
+             (image bytes {}..{})",
+            verity_offset + 4096,
+            verity_offset + 8192
+        )])
+    );
+
+    let pair = rsa(dir.path());
+    let limited = |args: &[&OsStr]| {
+        let started = std::time::Instant::now();
+        let output = run(Command::new("prlimit")
+            .arg(format!("--as={}", 256 << 20))
+            .arg("--")
+            .arg(BUILDER)
+            .args(args)
+            // Thread stacks take address space by the number of cores,
+            // which is not what is measured.
+            .env("RAYON_NUM_THREADS", "2"));
+        (output, started.elapsed())
+    };
+    for (path, needle) in [
+        (
+            &big_verity,
+            format!(
+                "the verity partition after the hash tree holds 1 non-zero \
+                 byte, the first at image byte {tail}; it should be zero"
+            ),
+        ),
+        (&big_root, "the top hash block (hash block 1)".into()),
+    ] {
+        let (output, took) = limited(&["verify".as_ref(), path.as_ref()]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{stdout}{}",
+            stderr(&output)
+        );
+        assert_contains(&stdout, &[&needle]);
+        assert!(took.as_secs() < 10, "verify took {took:?}");
+
+        let (output, took) = limited(&[
+            "sign".as_ref(),
+            path.as_ref(),
+            "--key".as_ref(),
+            pair.key.as_ref(),
+            "--certificate".as_ref(),
+            pair.certificate.as_ref(),
+            "--output".as_ref(),
+            dir.path().join("signed.raw").as_ref(),
+        ]);
+        assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+        assert_contains(
+            &stderr(&output),
+            &["refusing to sign an image that does not verify", &needle],
+        );
+        assert!(took.as_secs() < 10, "sign took {took:?}");
+    }
 }
 
 #[test]
@@ -426,8 +824,34 @@ fn same_inputs_same_bytes() {
     assert_eq!(arm.verity.name, "root-arm64-verity");
 }
 
+/// A key file and its certificate's.
+#[derive(Clone, Debug)]
+pub(crate) struct KeyPair {
+    pub key: PathBuf,
+    pub certificate: PathBuf,
+}
+
+impl KeyPair {
+    pub fn signer(&self) -> Signer {
+        Signer::read(&self.key, &self.certificate, None).unwrap()
+    }
+
+    pub fn certificate(&self) -> Certificate {
+        Certificate::read(&self.certificate).unwrap()
+    }
+}
+
+/// `Verified::open` and `Verified::sign`.
+pub(crate) fn sign(
+    image: &Path,
+    signer: &Signer,
+    output: &Path,
+) -> Result<Ddi, ddi::Error> {
+    Verified::open(image)?.sign(&Openssl::default(), signer, output)
+}
+
 /// A self-signed certificate and its key, made by `openssl req`.
-pub(crate) fn key_pair(dir: &Path, name: &str, algorithm: &[&str]) -> Signer {
+pub(crate) fn key_pair(dir: &Path, name: &str, algorithm: &[&str]) -> KeyPair {
     let key = dir.join(format!("{name}.key"));
     let certificate = dir.join(format!("{name}.crt"));
     let mut args = vec!["req", "-x509", "-nodes", "-days", "3650"];
@@ -437,7 +861,7 @@ pub(crate) fn key_pair(dir: &Path, name: &str, algorithm: &[&str]) -> Signer {
     args.extend(["-out", certificate.to_str().unwrap()]);
     let output = run(Command::new("openssl").args(&args));
     assert!(output.status.success(), "openssl req: {}", stderr(&output));
-    Signer { key, certificate, passin: None }
+    KeyPair { key, certificate }
 }
 
 /// `openssl cms -verify` of the detached DER signature `der` of the file
@@ -460,11 +884,11 @@ pub(crate) fn openssl_cms_verify(
         .args(["-out", "/dev/null"]))
 }
 
-pub(crate) fn rsa(dir: &Path) -> Signer {
+pub(crate) fn rsa(dir: &Path) -> KeyPair {
     key_pair(dir, "rsa", &["-newkey", "rsa:2048"])
 }
 
-pub(crate) fn ec(dir: &Path) -> Signer {
+pub(crate) fn ec(dir: &Path) -> KeyPair {
     key_pair(
         dir,
         "ec",
@@ -477,10 +901,10 @@ fn sign_and_check_with_rsa_and_ec_keys() {
     let dir = tempfile::tempdir().unwrap();
     let (_, image, ddi) = build_demo(dir.path(), b"signed");
     let openssl = Openssl::default();
-    for signer in [rsa(dir.path()), ec(dir.path())] {
+    for pair in [rsa(dir.path()), ec(dir.path())] {
+        let signer = pair.signer();
         let signed = dir.path().join("signed.raw");
-        let ddi_signed =
-            ddi::sign(&image, &openssl, &signer, &signed).unwrap();
+        let ddi_signed = sign(&image, &signer, &signed).unwrap();
         assert_eq!(Ddi::read(&signed).unwrap(), ddi_signed);
         assert_eq!(ddi_signed.root_hash, ddi.root_hash);
         assert_eq!(ddi_signed.gpt.disk_guid, ddi.gpt.disk_guid);
@@ -496,7 +920,7 @@ fn sign_and_check_with_rsa_and_ec_keys() {
         }
         assert_eq!(ddi_signed.verify().unwrap(), vec![]);
         assert_eq!(
-            ddi_signed.check_signature(&openssl, &signer.certificate).unwrap(),
+            ddi_signed.check_signature(&openssl, &pair.certificate()).unwrap(),
             vec![]
         );
 
@@ -506,15 +930,13 @@ fn sign_and_check_with_rsa_and_ec_keys() {
         assert!(raw[text_len..].iter().all(|&b| b == 0));
         let json: serde_json::Value =
             serde_json::from_slice(&raw[..text_len]).unwrap();
-        let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
-        assert_eq!(keys, ["certificateFingerprint", "rootHash", "signature"]);
         assert_eq!(json["rootHash"], ddi.root_hash_hex());
         let fingerprint = stdout_line(
             "openssl",
             &[
                 "x509",
                 "-in",
-                signer.certificate.to_str().unwrap(),
+                pair.certificate.to_str().unwrap(),
                 "-noout",
                 "-fingerprint",
                 "-sha256",
@@ -527,6 +949,16 @@ fn sign_and_check_with_rsa_and_ec_keys() {
             .replace(':', "")
             .to_lowercase();
         assert_eq!(json["certificateFingerprint"], fingerprint);
+        // In systemd-repart's order, without spaces.
+        let text = String::from_utf8(raw[..text_len].to_vec()).unwrap();
+        assert_eq!(
+            text,
+            format!(
+                r#"{{"rootHash":"{}","certificateFingerprint":"{fingerprint}","signature":{}}}"#,
+                ddi.root_hash_hex(),
+                json["signature"]
+            )
+        );
 
         // Independent checks of the signature over the root hash's text.
         let parsed = ddi_signed.read_signature().unwrap().unwrap();
@@ -534,11 +966,11 @@ fn sign_and_check_with_rsa_and_ec_keys() {
         fs::write(&der, &parsed.signature).unwrap();
         let content = dir.path().join("roothash.txt");
         fs::write(&content, ddi.root_hash_hex()).unwrap();
-        let openssl = openssl_cms_verify(&der, &content, &signer.certificate);
+        let openssl = openssl_cms_verify(&der, &content, &pair.certificate);
         assert!(openssl.status.success(), "openssl: {}", stderr(&openssl));
         let gnutls = run(Command::new("certtool")
             .args(["--p7-verify", "--inder", "--load-certificate"])
-            .arg(&signer.certificate)
+            .arg(&pair.certificate)
             .arg("--load-data")
             .arg(&content)
             .arg("--infile")
@@ -576,9 +1008,9 @@ fn wrong_certificate_and_wrong_key() {
     let openssl = Openssl::default();
     let (rsa, ec) = (rsa(dir.path()), ec(dir.path()));
     let signed = dir.path().join("signed.raw");
-    let ddi = ddi::sign(&image, &openssl, &rsa, &signed).unwrap();
+    let ddi = sign(&image, &rsa.signer(), &signed).unwrap();
 
-    let findings = ddi.check_signature(&openssl, &ec.certificate).unwrap();
+    let findings = ddi.check_signature(&openssl, &ec.certificate()).unwrap();
     assert_eq!(findings.len(), 2, "{findings:?}");
     assert!(matches!(findings[0], Finding::CertificateFingerprint { .. }));
     let Finding::SignatureRejected(reason) = &findings[1] else {
@@ -588,14 +1020,14 @@ fn wrong_certificate_and_wrong_key() {
     // The unsigned image has nothing to check.
     let unsigned = Ddi::read(&image).unwrap();
     assert_eq!(
-        unsigned.check_signature(&openssl, &rsa.certificate).unwrap(),
+        unsigned.check_signature(&openssl, &rsa.certificate()).unwrap(),
         vec![Finding::NoSignature]
     );
 
     // A key that is not the certificate's: an error, and no output.
-    let mismatched = Signer { key: ec.key.clone(), ..rsa.clone() };
+    let mismatched = Signer::read(&ec.key, &rsa.certificate, None).unwrap();
     let out = dir.path().join("mismatched.raw");
-    let err = ddi::sign(&image, &openssl, &mismatched, &out).unwrap_err();
+    let err = sign(&image, &mismatched, &out).unwrap_err();
     assert!(
         matches!(
             err.kind,
@@ -623,21 +1055,18 @@ fn wrong_certificate_and_wrong_key() {
             encrypted.to_str().unwrap(),
         ],
     );
-    let with_pass = Signer {
-        key: encrypted,
-        passin: Some("pass:secret".into()),
-        ..rsa.clone()
-    };
+    let with_pass =
+        Signer::read(&encrypted, &rsa.certificate, Some("pass:secret".into()))
+            .unwrap();
     let out = dir.path().join("encrypted.raw");
-    let ddi = ddi::sign(&image, &openssl, &with_pass, &out).unwrap();
+    let ddi = sign(&image, &with_pass, &out).unwrap();
     assert_eq!(
-        ddi.check_signature(&openssl, &rsa.certificate).unwrap(),
+        ddi.check_signature(&openssl, &rsa.certificate()).unwrap(),
         vec![]
     );
     let wrong_pass = Signer { passin: Some("pass:wrong".into()), ..with_pass };
     let err =
-        ddi::sign(&image, &openssl, &wrong_pass, &dir.path().join("x.raw"))
-            .unwrap_err();
+        sign(&image, &wrong_pass, &dir.path().join("x.raw")).unwrap_err();
     assert!(
         matches!(
             err.kind,
@@ -645,6 +1074,144 @@ fn wrong_certificate_and_wrong_key() {
         ),
         "{err}"
     );
+}
+
+/// A certificate file must hold exactly the signer's certificate, and a
+/// signature is only checked against it: one that another key made fails
+/// even when the JSON names the given certificate and the PKCS#7 carries
+/// the other one (which `openssl smime -verify` without `-nointern` would
+/// use).
+#[test]
+fn the_certificate_is_the_signer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, image, _) = build_demo(dir.path(), b"signed");
+    let openssl = Openssl::default();
+    let (rsa, ec) = (rsa(dir.path()), ec(dir.path()));
+
+    // Two certificates in one file: refused for signing and checking.
+    let both = dir.path().join("both.crt");
+    let mut pem = fs::read(&rsa.certificate).unwrap();
+    pem.extend(fs::read(&ec.certificate).unwrap());
+    fs::write(&both, &pem).unwrap();
+    let message = format!(
+        "{}: holds 2 PEM blocks (CERTIFICATE, CERTIFICATE); a certificate \
+         file must hold exactly one, the signer's certificate",
+        both.display()
+    );
+    let err = Certificate::read(&both).unwrap_err();
+    assert_eq!(err.to_string(), message);
+    let err = Signer::read(&rsa.key, &both, None).unwrap_err();
+    assert_eq!(err.to_string(), message);
+    // A key in the certificate file is another block.
+    let with_key = dir.path().join("with-key.crt");
+    let mut pem = fs::read(&rsa.certificate).unwrap();
+    pem.extend(fs::read(&rsa.key).unwrap());
+    fs::write(&with_key, &pem).unwrap();
+    assert_contains(
+        &Certificate::read(&with_key).unwrap_err().to_string(),
+        &["holds 2 PEM blocks (CERTIFICATE, PRIVATE KEY)"],
+    );
+    // Text around the one block, as `openssl x509 -text` writes, is fine.
+    let text = dir.path().join("text.crt");
+    let printed = stdout_of(
+        "openssl",
+        &["x509", "-in", rsa.certificate.to_str().unwrap(), "-text"],
+    );
+    fs::write(&text, printed).unwrap();
+    assert_eq!(
+        Certificate::read(&text).unwrap().fingerprint(),
+        rsa.certificate().fingerprint()
+    );
+
+    // Signed with the EC key, the JSON then rewritten (in the form sign
+    // writes, so that verify finds nothing) to name the RSA certificate.
+    let signed = dir.path().join("signed.raw");
+    let ddi = sign(&image, &ec.signer(), &signed).unwrap();
+    let sig = ddi.verity_sig.clone().unwrap();
+    let mut json = ddi.read_signature().unwrap().unwrap();
+    json.certificate_fingerprint = Some(rsa.certificate().fingerprint());
+    let partition = json.partition(sig.size() as usize).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&signed)
+        .unwrap()
+        .write_all_at(&partition, sig.offset())
+        .unwrap();
+    assert_eq!(ddi.verify().unwrap(), vec![]);
+    let findings = ddi.check_signature(&openssl, &rsa.certificate()).unwrap();
+    let [Finding::SignatureRejected(reason)] = &findings[..] else {
+        panic!("{findings:?}")
+    };
+    assert_contains(reason, &["signer certificate not found"]);
+    // The embedded certificate is the EC one: without -nointern, openssl
+    // would take it and accept the signature.
+    let der = dir.path().join("sig.der");
+    fs::write(&der, &json.signature).unwrap();
+    let content = dir.path().join("roothash.txt");
+    fs::write(&content, &json.root_hash).unwrap();
+    let interning = run(Command::new("openssl")
+        .args(["smime", "-verify", "-binary", "-inform", "der", "-noverify"])
+        .arg("-in")
+        .arg(&der)
+        .arg("-content")
+        .arg(&content)
+        .arg("-certfile")
+        .arg(&rsa.certificate)
+        .args(["-out", "/dev/null"]));
+    assert!(interning.status.success(), "{}", stderr(&interning));
+}
+
+/// Key and certificate files are read by us, a regular file of at most
+/// 1 MiB each: `/dev/zero` would fill memory, a FIFO never end.
+#[test]
+fn key_and_certificate_files_must_be_small_regular_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let rsa = rsa(dir.path());
+    let fifo = dir.path().join("fifo");
+    let output = run(Command::new("mkfifo").arg(&fifo));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let big = dir.path().join("big.crt");
+    let mut pem = fs::read(&rsa.certificate).unwrap();
+    pem.resize(signature::FILE_MAX as usize + 1, b'\n');
+    fs::write(&big, pem).unwrap();
+    for (path, message) in [
+        (
+            Path::new("/dev/zero"),
+            "/dev/zero: the certificate must be a regular file, not a \
+             character device"
+                .to_string(),
+        ),
+        (
+            &fifo,
+            format!(
+                "{}: the certificate must be a regular file, not a FIFO",
+                fifo.display()
+            ),
+        ),
+        (
+            dir.path(),
+            format!(
+                "{}: the certificate must be a regular file, not a \
+                 directory",
+                dir.path().display()
+            ),
+        ),
+        (
+            &big,
+            format!(
+                "{}: the certificate file is larger than 1048576 bytes, \
+                 which no PEM certificate needs",
+                big.display()
+            ),
+        ),
+    ] {
+        let err = Certificate::read(path).unwrap_err();
+        assert_eq!(err.to_string(), message);
+        let err = Signer::read(&rsa.key, path, None).unwrap_err();
+        assert_eq!(err.to_string(), message);
+        let err = Signer::read(path, &rsa.certificate, None).unwrap_err();
+        assert_eq!(err.to_string(), message.replace("certificate", "key"));
+    }
 }
 
 #[test]
@@ -754,15 +1321,22 @@ fn systemd_repart_makes_what_we_read_and_sign() {
     );
     // Its layout is not ours: a 10 MiB minimum size, its own UUIDs.
     assert!(findings.iter().any(|f| matches!(f, Finding::Table { .. })));
+    // Its signature partition is byte for byte what sign writes: the same
+    // keys in the same order, no space, NUL padding.
+    assert!(
+        !findings.iter().any(|f| matches!(f, Finding::SignatureJson(_))),
+        "{findings:#?}"
+    );
 
     // read_signature checked that its rootHash is the UUIDs' root hash.
     let json = ddi.read_signature().unwrap().unwrap();
     let openssl = Openssl::default();
     assert_eq!(
-        ddi.check_signature(&openssl, &signer.certificate).unwrap(),
+        ddi.check_signature(&openssl, &signer.certificate()).unwrap(),
         vec![]
     );
     assert!(
-        openssl.sign(&signer, &ddi.root_hash_hex()).unwrap() == json.signature
+        openssl.sign(&signer.signer(), &ddi.root_hash_hex()).unwrap()
+            == json.signature
     );
 }

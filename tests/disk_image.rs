@@ -265,7 +265,7 @@ fn sign_refuses_bad_input_and_leaves_no_output() {
     refused(
         sign(&squashfs, &rsa.key),
         &[&format!(
-            "error: {} is a squashfs image: only a disk image (format = \"ddi\") carries a signature",
+            "error: {}: is a squashfs image: only a disk image (format = \"ddi\") carries a signature",
             squashfs.display()
         )],
     );
@@ -281,6 +281,169 @@ fn sign_refuses_bad_input_and_leaves_no_output() {
         sign(&truncated, &rsa.key),
         &[&format!("error: {}: ", truncated.display())],
     );
+}
+
+/// `sign` checks everything `verify` does: a disk image whose structure
+/// and hash tree are right, but whose squashfs holds a changed store path,
+/// is refused with verify's findings.
+#[test]
+fn sign_refuses_an_image_whose_squashfs_does_not_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let squashfs = build(&demo_image("")).join("demo_1.0.raw");
+    let changed = copy(&squashfs, dir.path(), "changed.squashfs");
+    // Inside the first data block, past the 96-byte superblock.
+    flip(&changed, 4096);
+    let image = dir.path().join("demo_1.0.raw");
+    portable_service::ddi::build(
+        &changed,
+        portable_service::ddi::Architecture::X86_64,
+        &image,
+    )
+    .unwrap();
+    assert_eq!(Ddi::read(&image).unwrap().verify().unwrap(), vec![]);
+    let found = findings(&[path(&image)]);
+    assert!(!found.is_empty());
+
+    let key = rsa(dir.path());
+    let signed = dir.path().join("signed.raw");
+    let output = builder(&[
+        "sign",
+        path(&image),
+        "--key",
+        path(&key.key),
+        "--certificate",
+        path(&key.certificate),
+        "--output",
+        path(&signed),
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let listed: String = found.lines().map(|l| format!("  {l}\n")).collect();
+    // One line each, as verify gives them.
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "portable-service-builder: error: {}: refusing to sign an image \
+             that does not verify:\n{listed}",
+            image.display()
+        )
+    );
+    assert!(!signed.exists());
+}
+
+/// `sign` writes `.OUT.partial` itself, exclusively: a symlink planted
+/// there is removed, not written through, and a stale file from a killed
+/// run does not stop it.
+#[test]
+fn sign_does_not_follow_a_planted_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = build(&demo_image(DDI)).join("demo_1.0.raw");
+    let key = rsa(dir.path());
+    let out = dir.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let signed = out.join("signed.raw");
+    let partial = out.join(".signed.raw.partial");
+    let victim = dir.path().join("victim");
+    fs::write(&victim, "must survive").unwrap();
+    let sign = || {
+        builder(&[
+            "sign",
+            path(&image),
+            "--key",
+            path(&key.key),
+            "--certificate",
+            path(&key.certificate),
+            "--output",
+            path(&signed),
+        ])
+    };
+    std::os::unix::fs::symlink(&victim, &partial).unwrap();
+    let output = sign();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "must survive");
+    assert_eq!(listing(&out), ["signed.raw"]);
+    assert_eq!(Ddi::read(&signed).unwrap().verify().unwrap(), vec![]);
+
+    fs::write(&partial, "left by a killed run").unwrap();
+    let output = sign();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(listing(&out), ["signed.raw"]);
+}
+
+/// Certificates and keys that are not one small regular file: an error
+/// (exit status 2) naming the file, from verify and sign alike, and never
+/// a hang (`timeout` would end it with 124).
+#[test]
+fn bad_certificate_files_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = build(&demo_image(DDI)).join("demo_1.0.raw");
+    let (key, other) = (rsa(dir.path()), ec(dir.path()));
+    let signed = dir.path().join("signed.raw");
+    let both = dir.path().join("both.crt");
+    let mut pem = fs::read(&key.certificate).unwrap();
+    pem.extend(fs::read(&other.certificate).unwrap());
+    fs::write(&both, pem).unwrap();
+    let timed = |args: &[&str]| {
+        run(std::process::Command::new("timeout")
+            .arg("30")
+            .arg(BUILDER)
+            .args(args))
+    };
+    for (certificate, message) in [
+        (
+            Path::new("/dev/zero"),
+            "/dev/zero: the certificate must be a regular file, not a \
+             character device"
+                .to_string(),
+        ),
+        (
+            &both,
+            format!(
+                "{}: holds 2 PEM blocks (CERTIFICATE, CERTIFICATE); a \
+                 certificate file must hold exactly one, the signer's \
+                 certificate",
+                both.display()
+            ),
+        ),
+    ] {
+        let expected = format!("portable-service-builder: error: {message}\n");
+        let output = timed(&[
+            "verify",
+            path(&image),
+            "--certificate",
+            path(certificate),
+        ]);
+        assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+        assert_eq!(stderr(&output), expected);
+        let output = timed(&[
+            "sign",
+            path(&image),
+            "--key",
+            path(&key.key),
+            "--certificate",
+            path(certificate),
+            "--output",
+            path(&signed),
+        ]);
+        assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+        assert_eq!(stderr(&output), expected);
+    }
+    let output = timed(&[
+        "sign",
+        path(&image),
+        "--key",
+        "/dev/zero",
+        "--certificate",
+        path(&key.certificate),
+        "--output",
+        path(&signed),
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert_eq!(
+        stderr(&output),
+        "portable-service-builder: error: /dev/zero: the key must be a \
+         regular file, not a character device\n"
+    );
+    assert!(!signed.exists());
 }
 
 /// Truncated and foreign files: inspect gives an error naming the file,

@@ -80,14 +80,10 @@ pub fn write_image(
 ) -> Result<Stats> {
     write_atomically(
         image,
-        |partial| run(settings, tree, partial),
-        |partial, err| {
-            anyhow::Error::new(err).context(format!(
-                "renaming {} to {}",
-                partial.display(),
-                image.display()
-            ))
-        },
+        // mksquashfs opens the file it is given, which exists already,
+        // with O_TRUNC (-noappend): it writes into our file.
+        |partial, _| run(settings, tree, partial),
+        |what, err| anyhow::Error::new(err).context(what),
     )
 }
 

@@ -214,6 +214,111 @@ impl fmt::Display for Which {
     }
 }
 
+/// The bytes of one structure of the table and where they go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Region {
+    pub structure: Structure,
+    /// In the image, in bytes.
+    pub offset: u64,
+    pub bytes: Vec<u8>,
+}
+
+impl Region {
+    /// The first byte where `found`, the bytes at the region's place,
+    /// differs from the region's. A header's CRC32 is looked at last: it
+    /// follows from the other bytes, so a change to any of them is named
+    /// where it is, not in the CRC32 before it.
+    pub fn first_difference(&self, found: &[u8]) -> Option<usize> {
+        let crc = match self.structure {
+            Structure::Header(_) => 16..20,
+            _ => 0..0,
+        };
+        let differs = |i: &usize| found.get(*i) != self.bytes.get(*i);
+        let mut outside = (0..self.bytes.len()).filter(|i| !crc.contains(i));
+        outside.find(differs).or_else(|| crc.clone().find(differs))
+    }
+}
+
+/// A structure of the table, to say where bytes differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Structure {
+    ProtectiveMbr,
+    /// The header's sector: the header and the zeros after it.
+    Header(Which),
+    Entries(Which),
+}
+
+impl fmt::Display for Structure {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Structure::ProtectiveMbr => f.write_str("the protective MBR"),
+            Structure::Header(which) => write!(f, "the {which} GPT header"),
+            Structure::Entries(which) => {
+                write!(f, "the {which} GPT entry array")
+            }
+        }
+    }
+}
+
+impl Structure {
+    /// The field at byte `at` of the structure, as the module doc lays
+    /// them out.
+    pub fn field(self, at: usize) -> String {
+        match self {
+            Structure::ProtectiveMbr => named(MBR_FIELDS, at).into(),
+            Structure::Header(_) => named(HEADER_FIELDS, at).into(),
+            Structure::Entries(_) => {
+                let size = ENTRY_SIZE as usize;
+                let field = named(ENTRY_FIELDS, at % size);
+                format!("entry {}'s {field}", at / size + 1)
+            }
+        }
+    }
+}
+
+/// Where each field starts.
+const MBR_FIELDS: &[(usize, &str)] = &[
+    (0, "the boot code"),
+    (446, "the partition record's status"),
+    (447, "the partition record's CHS start"),
+    (450, "the partition record's type"),
+    (451, "the partition record's CHS end"),
+    (454, "the partition record's first LBA"),
+    (458, "the partition record's size"),
+    (462, "the other partition records"),
+    (510, "the boot signature"),
+];
+const HEADER_FIELDS: &[(usize, &str)] = &[
+    (0, "the signature"),
+    (8, "the revision"),
+    (12, "the header size"),
+    (16, "the header's CRC32"),
+    (20, "the reserved field"),
+    (24, "this header's LBA"),
+    (32, "the other header's LBA"),
+    (40, "the first usable LBA"),
+    (48, "the last usable LBA"),
+    (56, "the disk GUID"),
+    (72, "the entry array's LBA"),
+    (80, "the number of entries"),
+    (84, "the size of an entry"),
+    (88, "the entry array's CRC32"),
+    (HEADER_SIZE as usize, "the rest of the sector"),
+];
+const ENTRY_FIELDS: &[(usize, &str)] = &[
+    (0, "type GUID"),
+    (16, "partition GUID"),
+    (32, "first LBA"),
+    (40, "last LBA"),
+    (48, "attributes"),
+    (56, "name"),
+];
+
+/// The field of `fields` that byte `at` is in.
+fn named(fields: &[(usize, &'static str)], at: usize) -> &'static str {
+    fields.iter().rev().find(|(start, _)| *start <= at).map_or("", |f| f.1)
+}
+
 /// What is wrong with a table that [`Gpt::read`] rejects.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -298,17 +403,47 @@ impl Gpt {
     /// `file`, which must already be `sectors` long or be grown by the
     /// caller; nothing else is touched.
     pub fn write(&self, file: &File) -> io::Result<()> {
+        let entries_crc = crc32(&self.entry_array());
+        for region in self.regions(entries_crc) {
+            file.write_all_at(&region.bytes, region.offset)?;
+        }
+        Ok(())
+    }
+
+    /// The protective MBR, both headers and both entry arrays, with their
+    /// places in the image: what [`Gpt::write`] writes, but with headers
+    /// that record `entries_crc` as the entry array's CRC32. A verifier
+    /// gives the CRC32 it found, which the reader checked against the
+    /// entries: a difference in the entries is then named there, not
+    /// again in both headers.
+    pub fn regions(&self, entries_crc: u32) -> [Region; 5] {
         let entries = self.entry_array();
-        let entries_crc = crc32(&entries);
         let backup_entries_lba = self.sectors - BACKUP_SECTORS;
-        let primary = self.header(1, self.sectors - 1, 2, entries_crc);
-        let backup =
-            self.header(self.sectors - 1, 1, backup_entries_lba, entries_crc);
-        file.write_all_at(&self.protective_mbr(), 0)?;
-        file.write_all_at(&primary, SECTOR)?;
-        file.write_all_at(&entries, 2 * SECTOR)?;
-        file.write_all_at(&entries, backup_entries_lba * SECTOR)?;
-        file.write_all_at(&backup, (self.sectors - 1) * SECTOR)
+        let region = |structure, lba: u64, bytes| Region {
+            structure,
+            offset: lba * SECTOR,
+            bytes,
+        };
+        let header = |which, my_lba, alternate_lba, entries_lba| {
+            let h =
+                self.header(my_lba, alternate_lba, entries_lba, entries_crc);
+            region(Structure::Header(which), my_lba, h.to_vec())
+        };
+        [
+            region(
+                Structure::ProtectiveMbr,
+                0,
+                self.protective_mbr().to_vec(),
+            ),
+            header(Which::Primary, 1, self.sectors - 1, 2),
+            region(Structure::Entries(Which::Primary), 2, entries.clone()),
+            region(
+                Structure::Entries(Which::Backup),
+                backup_entries_lba,
+                entries,
+            ),
+            header(Which::Backup, self.sectors - 1, 1, backup_entries_lba),
+        ]
     }
 
     fn protective_mbr(&self) -> [u8; SECTOR as usize] {
@@ -349,9 +484,12 @@ impl Gpt {
         h
     }
 
+    /// The 128 entries. A table read from a file may have partitions past
+    /// them (its header can give more entries); those have no place here,
+    /// and what the file holds there is compared with zero instead.
     fn entry_array(&self) -> Vec<u8> {
         let mut array = vec![0u8; (ENTRIES * ENTRY_SIZE) as usize];
-        for p in &self.partitions {
+        for p in self.partitions.iter().filter(|p| p.index < ENTRIES) {
             let start = p.index as usize * ENTRY_SIZE as usize;
             let e = &mut array[start..start + ENTRY_SIZE as usize];
             e[0..16].copy_from_slice(&p.type_guid.to_gpt_bytes());
@@ -584,6 +722,12 @@ impl Header {
             None => Ok(()),
         }
     }
+}
+
+/// The entry array's CRC32 that the header in `sector` records (unchecked:
+/// [`Gpt::read`] checks it against the entries).
+pub fn recorded_entries_crc(sector: &[u8]) -> u32 {
+    u32::from_le_bytes(sector[88..92].try_into().unwrap())
 }
 
 fn parse_entries(

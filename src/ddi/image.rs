@@ -2,8 +2,9 @@
 //! the derivations are described in the parent module.
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read};
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -11,9 +12,9 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 
 use super::dps::Architecture;
-use super::gpt::{self, Gpt, Guid, Partition, SECTOR};
-use super::signature::{self, Openssl, Signer, Verdict};
-use super::verity::{self, RootHash, Superblock};
+use super::gpt::{self, Gpt, Guid, Partition, Structure, SECTOR};
+use super::signature::{self, Certificate, Openssl, Signer, Verdict};
+use super::verity::{self, Geometry, RootHash, Side, Superblock};
 use super::{derive_guid, Error, ErrorKind};
 use super::{DISK_GUID, VERITY_SIG_GUID, VERITY_SUPERBLOCK_UUID};
 use crate::atomic_write;
@@ -34,7 +35,7 @@ const GRAIN: u64 = 4096;
 const CHUNK: usize = 8 << 20;
 
 /// An image's structure, as [`Ddi::read`] finds it or [`build`] and
-/// [`sign`] made it.
+/// [`Verified::sign`] made it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ddi {
     /// The image file, which the methods read.
@@ -57,8 +58,45 @@ pub struct SignatureJson {
     pub signature: Vec<u8>,
 }
 
+/// The JSON as it is written: the keys in systemd-repart's order
+/// (`repart.c:3840-3848` at v252.31; checked against its output), no
+/// space.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SignatureText {
+    root_hash: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    certificate_fingerprint: Option<String>,
+    /// Base64 of the DER.
+    signature: String,
+}
+
+impl SignatureJson {
+    /// The signature partition of `size` bytes that `sign` writes for
+    /// this JSON: the JSON, then NUL bytes; an error when it does not fit.
+    /// [`Ddi::verify`] compares a partition with this, byte for byte.
+    pub fn partition(&self, size: usize) -> Result<Vec<u8>, String> {
+        let text = SignatureText {
+            root_hash: self.root_hash.clone(),
+            certificate_fingerprint: self.certificate_fingerprint.clone(),
+            signature: base64::engine::general_purpose::STANDARD
+                .encode(&self.signature),
+        };
+        let mut bytes =
+            serde_json::to_vec(&text).map_err(|e| e.to_string())?;
+        if bytes.len() > size {
+            return Err(format!(
+                "the JSON is {} bytes, more than the partition's {size}",
+                bytes.len()
+            ));
+        }
+        bytes.resize(size, 0);
+        Ok(bytes)
+    }
+}
+
 /// A way in which a readable image differs from what [`build`] and
-/// [`sign`] write for it.
+/// [`Verified::sign`] write for it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Finding {
     /// A data block (of the root partition) or a hash block (of the verity
@@ -75,22 +113,34 @@ pub enum Finding {
         found: String,
         expected: String,
     },
-    /// Bytes that are not zero where the image holds nothing: outside the
-    /// partitions and the GPT, or after the data in the root partition.
-    NotZero {
+    /// Bytes of the table's structures that are not what [`Gpt::write`]
+    /// writes for the table they hold: `structure` starts at image byte
+    /// `start`, the first difference is at its byte `offset`.
+    Differs {
+        structure: Structure,
+        start: u64,
         offset: u64,
-        len: u64,
+        found: u8,
+        expected: u8,
+    },
+    /// Bytes that are not zero where the image holds nothing: `count` of
+    /// them in `region`, the first at image byte `offset`.
+    NotZero {
+        region: String,
+        offset: u64,
+        count: u64,
     },
     /// The verity superblock's salt is not the one derived from the
     /// squashfs, or the squashfs cannot give one.
     Salt(String),
-    /// The verity superblock's UUID is not the one derived from the root
-    /// hash.
-    SuperblockUuid {
-        found: Guid,
-        expected: Guid,
+    /// A field of the verity superblock that is not what [`build`] writes.
+    Superblock {
+        field: &'static str,
+        found: String,
+        expected: String,
     },
-    /// The signature partition is malformed or names another root hash.
+    /// The signature partition is malformed, names another root hash, or
+    /// is not byte for byte what `sign` writes for its JSON.
     SignatureJson(String),
     /// Only when a certificate is given: the signature partition is
     /// missing, names another certificate, or does not verify.
@@ -105,6 +155,12 @@ pub enum Finding {
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
+            Finding::Verity {
+                finding: omitted @ verity::Finding::Omitted { .. },
+                ..
+            } => {
+                write!(f, "{omitted}")
+            }
             Finding::Verity { finding, offset, len } => {
                 let end = offset + len;
                 write!(f, "{finding} (image bytes {offset}..{end})")
@@ -114,15 +170,25 @@ impl fmt::Display for Finding {
                 "the partition table's {field} is {found}, expected \
                  {expected}"
             ),
-            Finding::NotZero { offset, len } => write!(
+            Finding::Differs { structure, start, offset, found, expected } => {
+                write!(
+                    f,
+                    "{structure} differs at its byte {offset}, {} (image \
+                     byte {}): found {found:#04x}, expected {expected:#04x}",
+                    structure.field(*offset as usize),
+                    start + offset,
+                )
+            }
+            Finding::NotZero { region, offset, count } => write!(
                 f,
-                "{len} bytes at image offset {offset}, where the image \
-                 holds no data, should be zero"
+                "{region} holds {count} non-zero {}, the first at image byte \
+                 {offset}; it should be zero",
+                if *count == 1 { "byte" } else { "bytes" }
             ),
             Finding::Salt(problem) => write!(f, "the verity salt: {problem}"),
-            Finding::SuperblockUuid { found, expected } => write!(
+            Finding::Superblock { field, found, expected } => write!(
                 f,
-                "the verity superblock's UUID is {found}, expected \
+                "the verity superblock's {field} is {found}, expected \
                  {expected}"
             ),
             Finding::SignatureJson(problem) => {
@@ -146,6 +212,16 @@ impl fmt::Display for Finding {
     }
 }
 
+/// A byte of the signature partition's JSON for a finding: hex, and the
+/// character when it is printable.
+fn byte(b: u8) -> String {
+    if b.is_ascii_graphic() || b == b' ' {
+        format!("{b:#04x} ({:?})", b as char)
+    } else {
+        format!("{b:#04x}")
+    }
+}
+
 /// Writes a DDI holding the squashfs image `squashfs` at `output`, for
 /// `architecture`. The squashfs is read once: each chunk is hashed and
 /// written to the root partition. The image is written under a temporary
@@ -162,7 +238,7 @@ pub fn build(
         .metadata()
         .map_err(|e| Error::new(squashfs, io_err("reading", e)))?
         .len();
-    let salt = squashfs_salt(&input, 0, size)
+    let (salt, _) = squashfs_salt(&input, 0, size)
         .map_err(|problem| Error::new(squashfs, problem))?;
     write_atomically(output, |out| {
         let mut builder = verity::Builder::new(&salt);
@@ -266,28 +342,19 @@ fn write_atomically<T>(
 ) -> Result<T, Error> {
     atomic_write::write_atomically(
         output,
-        |partial| {
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(partial)
-                .map_err(|e| Error::new(partial, io_err("creating", e)))?;
-            write(&file)
-        },
-        |_, e| Error::new(output, io_err("renaming into place", e)),
+        |_, file| write(&file),
+        |what, source| Error::new(output, ErrorKind::Write { what, source }),
     )
 }
 
 /// The salt for the squashfs image at `offset` in `file`, whose space
-/// (file or partition) is `size` bytes: see "Verity salt" in the parent
-/// module.
+/// (file or partition) is `size` bytes, and where the squashfs ends
+/// (`bytes_used`): see "Verity salt" in the parent module.
 fn squashfs_salt(
     file: &File,
     offset: u64,
     size: u64,
-) -> Result<[u8; 32], ErrorKind> {
+) -> Result<([u8; 32], u64), ErrorKind> {
     let not = |problem: String| ErrorKind::NotSquashfs(problem);
     if size < superblock::SIZE as u64 {
         return Err(not(format!("{size} bytes is too small")));
@@ -317,11 +384,123 @@ fn squashfs_salt(
         h.update(&buf[..n]);
         at += n as u64;
     }
-    Ok(h.finalize().into())
+    Ok((h.finalize().into(), bytes_used))
 }
 
 fn io_err(what: &'static str, source: io::Error) -> ErrorKind {
     ErrorKind::Io { what, source }
+}
+
+fn verity_error(error: verity::Error) -> ErrorKind {
+    match error {
+        verity::Error::Read { side: Side::Hash, source } => {
+            io_err("reading the verity partition", source)
+        }
+        verity::Error::Read { side: Side::Data, source } => {
+            io_err("reading the root partition", source)
+        }
+        other => other.into(),
+    }
+}
+
+/// A partition of the image file, as [`verity::verify`] reads it.
+struct InFile<'a> {
+    file: &'a File,
+    partition: &'a Partition,
+}
+
+impl verity::Device for InFile<'_> {
+    fn size(&self) -> u64 {
+        self.partition.size()
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        // Never past the partition: what follows is not its data.
+        let end = offset.checked_add(buf.len() as u64);
+        if end.is_none_or(|end| end > self.size()) {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        self.file.read_exact_at(buf, self.partition.offset() + offset)
+    }
+}
+
+/// Where `found` first differs from `expected` (of the same length).
+fn first_difference(found: &[u8], expected: &[u8]) -> Option<usize> {
+    found.iter().zip(expected).position(|(a, b)| a != b)
+}
+
+/// The first byte in `start..end` of `file` that is not zero, and how many
+/// are not. The holes of a sparse file are zero and skipped
+/// (`SEEK_DATA`): a region that claims gigabytes and holds nothing costs
+/// nothing to check.
+fn non_zero(
+    file: &File,
+    start: u64,
+    end: u64,
+) -> io::Result<Option<(u64, u64)>> {
+    let mut first = None;
+    let mut count = 0u64;
+    let mut buf = Vec::new();
+    let mut at = start;
+    while at < end {
+        let data = match seek(file, at, libc::SEEK_DATA)? {
+            Some(data) if data < end => data,
+            _ => break,
+        };
+        // At least one byte on: a file changed meanwhile cannot stall it.
+        let hole = seek(file, data, libc::SEEK_HOLE)?
+            .unwrap_or(end)
+            .clamp(data + 1, end);
+        let mut pos = data;
+        while pos < hole {
+            let n = (hole - pos).min(CHUNK as u64) as usize;
+            buf.resize(n, 0);
+            file.read_exact_at(&mut buf, pos)?;
+            for (i, _) in buf.iter().enumerate().filter(|(_, &b)| b != 0) {
+                first.get_or_insert(pos + i as u64);
+                count += 1;
+            }
+            pos += n as u64;
+        }
+        at = hole;
+    }
+    Ok(first.map(|first| (first, count)))
+}
+
+/// `lseek(file, offset, whence)` for `SEEK_DATA` and `SEEK_HOLE`: where
+/// data or a hole starts at or after `offset`, None when no data does
+/// (`ENXIO`). Where holes cannot be told (`EINVAL`: an old kernel or file
+/// system), all is data and there is no hole.
+fn seek(file: &File, offset: u64, whence: i32) -> io::Result<Option<u64>> {
+    let Ok(off) = libc::off_t::try_from(offset) else {
+        return Ok(None);
+    };
+    // SAFETY: lseek(2) on a descriptor `file` holds; it moves the file
+    // position, which nothing here uses (every read is positioned).
+    let found = unsafe { libc::lseek(file.as_raw_fd(), off, whence) };
+    if found >= 0 {
+        return Ok(Some(found as u64));
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::ENXIO) => Ok(None),
+        Some(libc::EINVAL) if whence == libc::SEEK_DATA => Ok(Some(offset)),
+        Some(libc::EINVAL) => Ok(None),
+        _ => Err(err),
+    }
+}
+
+/// Copies the first `len` bytes of `from` to `to`.
+fn copy(from: &File, to: &File, len: u64) -> io::Result<()> {
+    let mut buf = vec![0u8; CHUNK.min(len as usize)];
+    let mut at = 0;
+    while at < len {
+        let n = (len - at).min(CHUNK as u64) as usize;
+        from.read_exact_at(&mut buf[..n], at)?;
+        to.write_all_at(&buf[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
 }
 
 impl Ddi {
@@ -452,14 +631,14 @@ impl Ddi {
         signature::hex(&self.root_hash)
     }
 
-    /// Recomputes the hash tree from the root partition and checks it
-    /// against the verity partition and the root hash, then everything
-    /// else [`build`] and [`sign`] decide: the partition table, the salt,
-    /// the superblock's UUID, zero bytes between partitions, and the
-    /// signature partition's JSON. Returns what differs; an empty list
-    /// means the image is exactly as built (and signed). The squashfs
-    /// inside is hashed block by block but not interpreted beyond its
-    /// superblock and tables (for the salt).
+    /// Compares the image with what [`build`] and [`Verified::sign`] write
+    /// for its root hash, the size of its root partition and its signature:
+    /// everything but the squashfs and the signature itself is
+    /// recomputed (see "What verify checks" in the parent module). Returns
+    /// what differs; an empty list means the image is exactly as built
+    /// (and signed). The squashfs is hashed block by block and its
+    /// superblock and tables read for the salt; what it holds is the read
+    /// side's to check.
     pub fn verify(&self) -> Result<Vec<Finding>, Error> {
         let file = self.open()?;
         self.verify_file(&file).map_err(|kind| Error::new(&self.path, kind))
@@ -471,65 +650,113 @@ impl Ddi {
     }
 
     fn verify_file(&self, file: &File) -> Result<Vec<Finding>, ErrorKind> {
-        let sb = &self.superblock;
-        // The whole partition: the verifier checks that what follows the
-        // tree is zero.
-        let mut hash_device = vec![0u8; self.verity.size() as usize];
-        file.read_exact_at(&mut hash_device, self.verity.offset())
-            .map_err(|e| io_err("reading the verity partition", e))?;
-        let mut verifier =
-            verity::Verifier::new(&hash_device, &self.root_hash)?;
-        let mut buf = vec![0u8; CHUNK];
-        let data_size = sb.data_size();
-        let mut done = 0u64;
-        while done < data_size {
-            let n = (data_size - done).min(CHUNK as u64) as usize;
-            file.read_exact_at(&mut buf[..n], self.root.offset() + done)
-                .map_err(|e| io_err("reading the root partition", e))?;
-            verifier.update(&buf[..n])?;
-            done += n as u64;
-        }
-        let mut findings: Vec<Finding> = verifier
-            .finish()?
-            .into_iter()
-            .map(|finding| self.place(finding))
-            .collect();
-
+        let root = &self.root;
+        let squashfs = match squashfs_salt(file, root.offset(), root.size()) {
+            Ok(found) => Ok(found),
+            Err(ErrorKind::NotSquashfs(problem)) => Err(problem),
+            Err(other) => return Err(other),
+        };
+        // What build writes for a root partition of this size.
+        let block_size = u64::from(verity::BLOCK_SIZE);
+        let data_blocks = root.size().div_ceil(block_size);
         let expected = layout(
             self.architecture,
             &self.root_hash,
-            self.root.size(),
-            self.verity.size(),
+            data_blocks * block_size,
+            Geometry::new(data_blocks, verity::BLOCK_SIZE).hash_device_size(),
             self.verity_sig.is_some(),
         );
-        findings.extend(table_findings(&self.gpt, &expected));
-        findings.extend(self.zero_findings(file)?);
-        match squashfs_salt(file, self.root.offset(), self.root.size()) {
-            Ok(salt) if salt[..] == sb.salt[..] => {}
-            Ok(salt) => findings.push(Finding::Salt(format!(
-                "{}, the squashfs gives {}",
-                signature::hex(&sb.salt),
-                signature::hex(&salt)
-            ))),
-            Err(ErrorKind::NotSquashfs(problem)) => findings
-                .push(Finding::Salt(format!("the root partition: {problem}"))),
-            Err(other) => return Err(other),
-        }
-        let uuid = derive_guid(&self.root_hash, VERITY_SUPERBLOCK_UUID);
-        if sb.uuid != uuid {
-            findings.push(Finding::SuperblockUuid {
-                found: sb.uuid,
-                expected: uuid,
-            });
-        }
-        match self.read_signature_file(file) {
-            Ok(_) => {}
-            Err(ErrorKind::SignatureJson(problem)) => {
-                findings.push(Finding::SignatureJson(problem))
+        let mut findings = table_findings(&self.gpt, &expected);
+        findings.extend(self.table_bytes(file)?);
+        findings.extend(self.superblock_findings(data_blocks, &squashfs));
+        let hash_device = InFile { file, partition: &self.verity };
+        let data = InFile { file, partition: root };
+        findings.extend(
+            verity::verify(&hash_device, &data, &self.root_hash)
+                .map_err(verity_error)?
+                .into_iter()
+                .map(|finding| self.place(finding)),
+        );
+        let squashfs_end = match &squashfs {
+            Ok((_, bytes_used)) => *bytes_used,
+            Err(_) => self.superblock.data_size(),
+        };
+        findings.extend(self.zero_findings(file, squashfs_end)?);
+        findings.extend(self.signature_findings(file)?);
+        Ok(findings)
+    }
+
+    /// Bytes of the protective MBR, the headers' sectors and the entry
+    /// arrays that are not what [`Gpt::write`] writes for the table they
+    /// hold ([`table_findings`] compares that table with the layout).
+    fn table_bytes(&self, file: &File) -> Result<Vec<Finding>, ErrorKind> {
+        let read = |offset: u64, len: usize| {
+            let mut bytes = vec![0u8; len];
+            file.read_exact_at(&mut bytes, offset)
+                .map(|()| bytes)
+                .map_err(|e| io_err("reading the partition table", e))
+        };
+        let primary = read(SECTOR, SECTOR as usize)?;
+        let mut findings = Vec::new();
+        for region in self.gpt.regions(gpt::recorded_entries_crc(&primary)) {
+            let found = read(region.offset, region.bytes.len())?;
+            if let Some(at) = region.first_difference(&found) {
+                findings.push(Finding::Differs {
+                    structure: region.structure,
+                    start: region.offset,
+                    offset: at as u64,
+                    found: found[at],
+                    expected: region.bytes[at],
+                });
             }
-            Err(other) => return Err(other),
         }
         Ok(findings)
+    }
+
+    /// The verity superblock's fields against what [`build`] writes for
+    /// `data_blocks` and the squashfs (its salt, or why it has none).
+    /// Its other bytes are checked by [`verity::verify`].
+    fn superblock_findings(
+        &self,
+        data_blocks: u64,
+        squashfs: &Result<([u8; 32], u64), String>,
+    ) -> Vec<Finding> {
+        let sb = &self.superblock;
+        let mut findings = Vec::new();
+        let uuid = derive_guid(&self.root_hash, VERITY_SUPERBLOCK_UUID);
+        for (field, found, expected) in [
+            ("UUID", sb.uuid.to_string(), uuid.to_string()),
+            (
+                "data block size",
+                sb.data_block_size.to_string(),
+                verity::BLOCK_SIZE.to_string(),
+            ),
+            (
+                "hash block size",
+                sb.hash_block_size.to_string(),
+                verity::BLOCK_SIZE.to_string(),
+            ),
+            (
+                "number of data blocks",
+                sb.data_blocks.to_string(),
+                data_blocks.to_string(),
+            ),
+        ] {
+            if found != expected {
+                findings.push(Finding::Superblock { field, found, expected });
+            }
+        }
+        match squashfs {
+            Ok((salt, _)) if salt[..] == sb.salt[..] => {}
+            Ok((salt, _)) => findings.push(Finding::Salt(format!(
+                "{}, the squashfs gives {}",
+                signature::hex(&sb.salt),
+                signature::hex(salt)
+            ))),
+            Err(problem) => findings
+                .push(Finding::Salt(format!("the root partition: {problem}"))),
+        }
+        findings
     }
 
     /// A verity finding with its place in the image.
@@ -550,52 +777,92 @@ impl Ddi {
             verity::Finding::NotZero { offset, len } => {
                 (self.verity.offset() + offset, *len)
             }
+            verity::Finding::Omitted { .. } => (0, 0),
         };
         Finding::Verity { finding, offset, len }
     }
 
-    /// Non-zero bytes where [`build`] and [`sign`] leave zeros: between
-    /// the primary table and the first partition, after the data in the
-    /// root partition, and between the last partition and the backup
-    /// table. (The verifier checks the verity partition's after the tree,
-    /// and the signature's padding is checked with its JSON.)
-    fn zero_findings(&self, file: &File) -> Result<Vec<Finding>, ErrorKind> {
-        let primary_end = (2 + gpt::ENTRY_SECTORS) * SECTOR;
-        let data_end = self.root.offset() + self.superblock.data_size();
-        let last_end = self
-            .gpt
-            .partitions
-            .iter()
-            .map(|p| p.offset() + p.size())
-            .max()
-            .unwrap_or(0);
-        let backup = (self.gpt.sectors - gpt::BACKUP_SECTORS) * SECTOR;
-        let ranges = [
-            (primary_end, self.root.offset()),
-            (data_end, self.root.offset() + self.root.size()),
-            (last_end, backup),
-        ];
+    /// Non-zero bytes where [`build`] and [`Verified::sign`] leave zeros:
+    /// the gaps between the primary table, the partitions and the backup
+    /// table; the root partition after the squashfs (which ends at
+    /// `squashfs_end`); the verity partition after the tree.
+    fn zero_findings(
+        &self,
+        file: &File,
+        squashfs_end: u64,
+    ) -> Result<Vec<Finding>, ErrorKind> {
+        let mut by_start: Vec<&Partition> =
+            self.gpt.partitions.iter().collect();
+        by_start.sort_by_key(|p| p.first_lba);
+        let mut regions = Vec::new();
+        let mut start = (2 + gpt::ENTRY_SECTORS) * SECTOR;
+        let mut before = "the primary partition table".to_string();
+        for p in by_start {
+            let number = p.index + 1;
+            regions.push((
+                format!("the gap between {before} and partition {number}"),
+                start,
+                p.offset(),
+            ));
+            start = p.offset() + p.size();
+            before = format!("partition {number}");
+        }
+        regions.push((
+            format!("the gap between {before} and the backup partition table"),
+            start,
+            (self.gpt.sectors - gpt::BACKUP_SECTORS) * SECTOR,
+        ));
+        let (root, verity) = (&self.root, &self.verity);
+        regions.push((
+            "the root partition after the squashfs".into(),
+            root.offset() + squashfs_end,
+            root.offset() + root.size(),
+        ));
+        regions.push((
+            "the verity partition after the hash tree".into(),
+            verity.offset() + self.superblock.geometry().hash_device_size(),
+            verity.offset() + verity.size(),
+        ));
         let mut findings = Vec::new();
-        let mut buf = vec![0u8; CHUNK];
-        let zeros = vec![0u8; CHUNK];
-        for (start, end) in ranges {
-            let mut at = start;
-            while at < end {
-                let n = (end - at).min(CHUNK as u64) as usize;
-                file.read_exact_at(&mut buf[..n], at)
-                    .map_err(|e| io_err("reading the image", e))?;
-                findings.extend(
-                    verity::differing_runs(&buf[..n], &zeros[..n])
-                        .into_iter()
-                        .map(|(first, len)| Finding::NotZero {
-                            offset: at + first as u64,
-                            len: len as u64,
-                        }),
-                );
-                at += n as u64;
+        for (region, start, end) in regions {
+            let found = non_zero(file, start, end)
+                .map_err(|e| io_err("reading the image", e))?;
+            if let Some((offset, count)) = found {
+                findings.push(Finding::NotZero { region, offset, count });
             }
         }
         Ok(findings)
+    }
+
+    /// The signature partition against what `sign` writes for its JSON.
+    fn signature_findings(
+        &self,
+        file: &File,
+    ) -> Result<Vec<Finding>, ErrorKind> {
+        let Some(raw) = self.signature_partition(file)? else {
+            return Ok(Vec::new());
+        };
+        let problem = match self.parse_signature(&raw) {
+            Err(problem) => Some(problem),
+            Ok(json) => signature_difference(&json, &raw),
+        };
+        Ok(problem.map(Finding::SignatureJson).into_iter().collect())
+    }
+
+    /// The signature partition's bytes, if there is one (at most
+    /// `VERITY_SIG_MAX`: [`Ddi::read`] checks).
+    fn signature_partition(
+        &self,
+        file: &File,
+    ) -> Result<Option<Vec<u8>>, ErrorKind> {
+        let Some(sig) = &self.verity_sig else {
+            return Ok(None);
+        };
+        let mut raw = vec![0u8; sig.size() as usize];
+        file.read_exact_at(&mut raw, sig.offset()).map_err(|e| {
+            io_err("reading the verity signature partition", e)
+        })?;
+        Ok(Some(raw))
     }
 
     /// The signature partition's JSON, checked as systemd checks it
@@ -603,62 +870,51 @@ impl Ddi {
     /// `src/shared/dissect-image.c:2696-2795` at v252.31): NUL bytes only
     /// after the text, a JSON object with string `rootHash` (hex, equal to
     /// the image's root hash) and `signature` (base64); and, stricter than
-    /// systemd, no other keys than the DPS's three.
+    /// systemd, no other keys than the DPS's three. [`Ddi::verify`] also
+    /// compares the bytes with what `sign` writes.
     pub fn read_signature(&self) -> Result<Option<SignatureJson>, Error> {
         let file = self.open()?;
-        self.read_signature_file(&file)
-            .map_err(|kind| Error::new(&self.path, kind))
+        let raw = self
+            .signature_partition(&file)
+            .map_err(|kind| Error::new(&self.path, kind))?;
+        raw.map(|raw| self.parse_signature(&raw)).transpose().map_err(
+            |problem| {
+                Error::new(&self.path, ErrorKind::SignatureJson(problem))
+            },
+        )
     }
 
-    fn read_signature_file(
-        &self,
-        file: &File,
-    ) -> Result<Option<SignatureJson>, ErrorKind> {
-        let Some(sig) = &self.verity_sig else {
-            return Ok(None);
-        };
-        let mut buf = vec![0u8; sig.size() as usize];
-        file.read_exact_at(&mut buf, sig.offset()).map_err(|e| {
-            io_err("reading the verity signature partition", e)
-        })?;
-        let bad = |problem: String| ErrorKind::SignatureJson(problem);
-        let text_len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        if buf[text_len..].iter().any(|&b| b != 0) {
-            return Err(bad("a NUL byte inside the text".into()));
+    fn parse_signature(&self, raw: &[u8]) -> Result<SignatureJson, String> {
+        let text_len = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+        if raw[text_len..].iter().any(|&b| b != 0) {
+            return Err("a NUL byte inside the text".into());
         }
-        #[derive(serde::Deserialize)]
-        #[serde(deny_unknown_fields, rename_all = "camelCase")]
-        struct Json {
-            root_hash: String,
-            certificate_fingerprint: Option<String>,
-            signature: String,
-        }
-        let json: Json = serde_json::from_slice(&buf[..text_len])
-            .map_err(|e| bad(format!("{e}")))?;
+        let json: SignatureText = serde_json::from_slice(&raw[..text_len])
+            .map_err(|e| e.to_string())?;
         if json.root_hash != self.root_hash_hex() {
-            return Err(bad(format!(
+            return Err(format!(
                 "rootHash is {:?}, the image's root hash is {}",
                 json.root_hash,
                 self.root_hash_hex()
-            )));
+            ));
         }
         let signature = base64::engine::general_purpose::STANDARD
             .decode(&json.signature)
-            .map_err(|e| bad(format!("signature is not base64: {e}")))?;
-        Ok(Some(SignatureJson {
+            .map_err(|e| format!("signature is not base64: {e}"))?;
+        Ok(SignatureJson {
             root_hash: json.root_hash,
             certificate_fingerprint: json.certificate_fingerprint,
             signature,
-        }))
+        })
     }
 
-    /// Checks the image's signature against `certificate` (PEM): it must
-    /// be there, name that certificate's fingerprint, and verify with its
+    /// Checks the image's signature against `certificate`: it must be
+    /// there, name that certificate's fingerprint, and verify with its
     /// key. Returns what is wrong, nothing if all is well.
     pub fn check_signature(
         &self,
         openssl: &Openssl,
-        certificate: &Path,
+        certificate: &Certificate,
     ) -> Result<Vec<Finding>, Error> {
         let path = &self.path;
         let json = match self.read_signature() {
@@ -669,8 +925,7 @@ impl Ddi {
             }
             Err(other) => return Err(other),
         };
-        let expected = signature::certificate_fingerprint(certificate)
-            .map_err(|e| Error::new(path, e))?;
+        let expected = certificate.fingerprint();
         let mut findings = Vec::new();
         if json.certificate_fingerprint.as_ref() != Some(&expected) {
             findings.push(Finding::CertificateFingerprint {
@@ -686,6 +941,30 @@ impl Ddi {
         }
         Ok(findings)
     }
+}
+
+/// How the signature partition `raw` differs from the one `sign` writes
+/// for `json`, the JSON it holds.
+fn signature_difference(json: &SignatureJson, raw: &[u8]) -> Option<String> {
+    if json.certificate_fingerprint.is_none() {
+        return Some("no certificateFingerprint, which sign writes".into());
+    }
+    let canonical = match json.partition(raw.len()) {
+        Ok(canonical) => canonical,
+        Err(problem) => return Some(problem),
+    };
+    let at = first_difference(raw, &canonical)?;
+    let json_len = canonical.iter().position(|&b| b == 0);
+    let place = match json_len {
+        Some(len) if at >= len => "in the NUL bytes after the JSON",
+        _ => "in the JSON",
+    };
+    Some(format!(
+        "differs from what sign writes at its byte {at}, {place}: found {}, \
+         expected {}",
+        byte(raw[at]),
+        byte(canonical[at])
+    ))
 }
 
 /// Where `found` differs from the layout `expected`.
@@ -734,86 +1013,98 @@ fn table_findings(found: &Gpt, expected: &Gpt) -> Vec<Finding> {
     findings
 }
 
-/// Writes a copy of the DDI `image` with a root verity signature partition
-/// at `output`: the root hash's hex string signed by `signer`, in the
-/// DPS's JSON. The image is verified first (a signature on a broken image
-/// would only fail later, on the host); an existing signature is
-/// replaced. `output` appears only when complete.
-pub fn sign(
-    image: &Path,
-    openssl: &Openssl,
-    signer: &Signer,
-    output: &Path,
-) -> Result<Ddi, Error> {
-    let ddi = Ddi::read(image)?;
-    let findings: Vec<Finding> = ddi
-        .verify()?
-        .into_iter()
-        // The old signature is replaced, so its faults do not matter.
-        .filter(|f| !matches!(f, Finding::SignatureJson(_)))
-        .collect();
-    if !findings.is_empty() {
-        return Err(Error::new(image, ErrorKind::Unverified(findings)));
-    }
-    let hex = ddi.root_hash_hex();
-    let der = openssl.sign(signer, &hex).map_err(|e| Error::new(image, e))?;
-    let fingerprint = signature::certificate_fingerprint(&signer.certificate)
-        .map_err(|e| Error::new(image, e))?;
-    // Field order as systemd-repart writes it (repart.c:3840-3848).
-    let json = serde_json::json!({
-        "rootHash": hex,
-        "certificateFingerprint": fingerprint,
-        "signature": base64::engine::general_purpose::STANDARD.encode(&der),
-    })
-    .to_string();
-    if json.len() as u64 > VERITY_SIG_SIZE {
-        return Err(Error::new(
-            image,
-            ErrorKind::SignatureJson(format!(
-                "the JSON is {} bytes, more than the partition's {}",
-                json.len(),
-                VERITY_SIG_SIZE
-            )),
-        ));
-    }
-    let input = File::open(image)
-        .map_err(|e| Error::new(image, io_err("opening", e)))?;
-    let gpt = layout(
-        ddi.architecture,
-        &ddi.root_hash,
-        ddi.root.size(),
-        ddi.verity.size(),
-        true,
-    );
-    let signed = Ddi::from_layout(
-        output,
-        ddi.architecture,
-        gpt,
-        ddi.superblock,
-        ddi.root_hash,
-    );
-    let sig = signed.verity_sig.clone().expect("a signed layout");
-    write_atomically(output, |out| {
-        // Everything up to the end of the verity partition; the table in
-        // it is rewritten below.
-        let mut from = (&input).take(sig.offset());
-        let mut to = out;
-        let copied = io::copy(&mut from, &mut to)
-            .map_err(|e| Error::new(output, io_err("copying the image", e)))?;
-        if copied != sig.offset() {
-            return Err(Error::new(
-                image,
-                io_err(
-                    "copying the image",
-                    io::ErrorKind::UnexpectedEof.into(),
-                ),
-            ));
+/// A disk image in which [`Ddi::verify`] found nothing (the faults of a
+/// signature it has aside, as signing replaces it), with the file it was
+/// read from: what [`Verified::sign`] signs, copying from that file.
+#[derive(Debug)]
+pub struct Verified {
+    ddi: Ddi,
+    file: File,
+}
+
+impl Verified {
+    /// Reads and verifies the disk image at `path`. A squashfs image is
+    /// refused (only a disk image has a place for the signature), and an
+    /// image with findings too: a signature on it would only fail later,
+    /// on the host.
+    pub fn open(path: &Path) -> Result<Verified, Error> {
+        let file = File::open(path)
+            .map_err(|e| Error::new(path, io_err("opening", e)))?;
+        let mut magic = [0u8; 4];
+        if file.read_exact_at(&mut magic, 0).is_ok()
+            && u32::from_le_bytes(magic) == superblock::MAGIC
+        {
+            return Err(Error::new(path, ErrorKind::SquashfsNotSignable));
         }
-        let mut partition = json.into_bytes();
-        partition.resize(VERITY_SIG_SIZE as usize, 0);
-        out.write_all_at(&partition, sig.offset())
-            .map_err(|e| Error::new(output, io_err("writing", e)))?;
-        write_table(out, &signed.gpt).map_err(|e| Error::new(output, e))?;
-        Ok(signed.clone())
-    })
+        let ddi = Ddi::read_file(path, &file)
+            .map_err(|kind| Error::new(path, kind))?;
+        let findings: Vec<Finding> = ddi
+            .verify_file(&file)
+            .map_err(|kind| Error::new(path, kind))?
+            .into_iter()
+            .filter(|f| !matches!(f, Finding::SignatureJson(_)))
+            .collect();
+        if !findings.is_empty() {
+            return Err(Error::new(path, ErrorKind::Unverified(findings)));
+        }
+        Ok(Verified { ddi, file })
+    }
+
+    /// The file the image was read and verified from.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Writes a copy of the image with a root verity signature partition
+    /// at `output`: the root hash's hex string signed by `signer`, in the
+    /// DPS's JSON ([`SignatureJson::partition`]). An existing signature is
+    /// replaced. `output` appears only when complete.
+    pub fn sign(
+        &self,
+        openssl: &Openssl,
+        signer: &Signer,
+        output: &Path,
+    ) -> Result<Ddi, Error> {
+        let ddi = &self.ddi;
+        let image = &ddi.path;
+        let hex = ddi.root_hash_hex();
+        let der =
+            openssl.sign(signer, &hex).map_err(|e| Error::new(image, e))?;
+        let json = SignatureJson {
+            root_hash: hex,
+            certificate_fingerprint: Some(signer.certificate.fingerprint()),
+            signature: der,
+        };
+        let partition =
+            json.partition(VERITY_SIG_SIZE as usize).map_err(|problem| {
+                Error::new(image, ErrorKind::SignatureJson(problem))
+            })?;
+        let gpt = layout(
+            ddi.architecture,
+            &ddi.root_hash,
+            ddi.root.size(),
+            ddi.verity.size(),
+            true,
+        );
+        let signed = Ddi::from_layout(
+            output,
+            ddi.architecture,
+            gpt,
+            ddi.superblock.clone(),
+            ddi.root_hash,
+        );
+        let sig = signed.verity_sig.clone().expect("a signed layout");
+        write_atomically(output, |out| {
+            // Everything up to the end of the verity partition; the table
+            // in it is rewritten below.
+            copy(&self.file, out, sig.offset()).map_err(|e| {
+                Error::new(output, io_err("copying the image", e))
+            })?;
+            out.write_all_at(&partition, sig.offset())
+                .map_err(|e| Error::new(output, io_err("writing", e)))?;
+            write_table(out, &signed.gpt)
+                .map_err(|e| Error::new(output, e))?;
+            Ok(signed.clone())
+        })
+    }
 }

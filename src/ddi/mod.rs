@@ -75,6 +75,52 @@ bit there, so we follow the DPS.
   salt only keeps hashes from being precomputed across images, and the
   root hashes still differ.
 
+# What `verify` checks
+
+[`Ddi::verify`] regenerates what [`build`] and [`Verified::sign`] write
+for the image's root hash (from its partition UUIDs), its architecture
+(the root partition's type), the size of its root partition and whether
+it is signed, and compares the image with it:
+
+```text
+bytes 0..512        protective MBR               byte for byte
+bytes 512..1024     primary header and the rest  byte for byte
+                    of its sector
+bytes 1024..17408   primary entry array: all 128 byte for byte
+                    entries, unused ones too
+bytes ..1 MiB       zero
+root partition      every data block against the tree; the squashfs's
+                    superblock and tables give the salt; zero after its
+                    bytes_used
+verity partition    superblock: UUID, salt, block sizes and count as
+                    build writes them, the rest of its block zero; the
+                    tree from the root hash down, zero after the last
+                    digest of each level; zero after the tree
+signature partition the JSON as systemd reads it, then byte for byte
+                    what sign writes for that JSON (systemd-repart's key
+                    order, no space, NUL bytes after it)
+between partitions  zero, up to the backup table
+last 33 sectors     backup entry array and header byte for byte
+```
+
+The table is compared twice: what it holds (disk GUID, size, usable
+sectors, each used entry's type, UUID, place, attributes and name) with
+the layout, naming the field that differs; and its bytes with what
+[`gpt::Gpt::write`] writes for what it holds, naming the structure, the
+first byte that differs and its field (a header's CRC32 last, as it
+follows from the rest). So nothing outside the partitions' contents can
+change unnoticed; the contents are the squashfs and the tree, which the
+root hash covers (what the squashfs holds is the read side's to check),
+and the signature, which only a certificate can judge
+([`Ddi::check_signature`]). Each structure and each zero region gives
+one finding (its first difference, or its first non-zero byte and how many
+there are), and the tree at most [`verity::LISTED`].
+
+Memory does not depend on what the image claims: the tree is walked
+block by block with positioned reads, the data read in chunks, and zero
+regions skip the holes of a sparse file (`SEEK_DATA`); every byte is read
+at most once.
+
 # Errors
 
 Everything that reads an image returns [`Error`]: the file and a typed
@@ -96,7 +142,7 @@ pub mod signature;
 pub mod verity;
 
 pub use dps::Architecture;
-pub use image::{build, sign, Ddi, Finding, SignatureJson};
+pub use image::{build, Ddi, Finding, SignatureJson, Verified};
 
 use gpt::Guid;
 use verity::RootHash;
@@ -131,15 +177,23 @@ pub enum ErrorKind {
         Findings(.0)
     )]
     Unverified(Vec<Finding>),
+    #[error(
+        "is a squashfs image: only a disk image (format = \"ddi\") carries \
+         a signature"
+    )]
+    SquashfsNotSignable,
+    #[error("{what}: {source}")]
+    Write { what: String, source: io::Error },
 }
 
-/// Findings, one a line.
+/// Findings, one a line, indented.
 struct Findings<'a>(&'a [Finding]);
 
 impl fmt::Display for Findings<'_> {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        for finding in self.0 {
-            writeln!(f, "  {finding}")?;
+        for (i, finding) in self.0.iter().enumerate() {
+            let newline = if i == 0 { "" } else { "\n" };
+            write!(f, "{newline}  {finding}")?;
         }
         Ok(())
     }

@@ -42,8 +42,11 @@ and level 0 last (`VERITY_hash_offset_block()`; the kernel's
 Everything else in the first block, and the space after the last level,
 is zero. Nothing in the hash device outside the tree is covered by the
 root hash: `veritysetup verify` does not look at the superblock's UUID or
-padding. [`Verifier`] reports padding that is not zero (and the image's
-`verify` checks the UUID).
+padding. [`verify`] reports bytes of the first block that no field uses
+and the rest of the last block of each level when they are not zero (the
+latter are hashed, but a tree with other bytes there is not the one
+`veritysetup format` or [`Builder`] makes); the image's `verify` checks
+the UUID, the salt and the space after the tree.
 
 We write 4096-byte data and hash blocks (veritysetup's default; the
 kernel takes data blocks up to the page size, 4096 or more everywhere)
@@ -52,12 +55,16 @@ we read any block sizes cryptsetup accepts, so that images from other
 tools (systemd-repart 252 uses 512-byte blocks) can be checked too.
 
 Speed: the digests of the data blocks are the one pass over the data;
-they are computed in parallel (rayon) over each chunk the caller passes.
-The upper levels are 1/128 of that and stay in memory with the leaves:
-the whole hash device is held, 8 MiB per GiB of data.
+they are computed in parallel (rayon) over each chunk of data. The upper
+levels are 1/128 of that. [`Builder`] keeps the leaves and the whole hash
+device in memory, 8 MiB per GiB of data it was given. [`verify`] holds a
+block per level and one chunk of data (8 MiB) whatever the size of the
+devices, which it reads through positioned reads ([`Device`]): a hash
+device that claims gigabytes costs what is read of it.
 */
 
 use std::fmt;
+use std::io;
 
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
@@ -103,9 +110,33 @@ pub enum Error {
          blocks of {block_size} bytes"
     )]
     DataSize { size: u64, data_blocks: u64, block_size: u32 },
+    #[error("reading the {side}: {source}")]
+    Read { side: Side, source: io::Error },
 }
 
-/// A difference that [`Verifier`] found.
+/// Which of the two devices a read failed on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Hash,
+    Data,
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(match self {
+            Side::Hash => "hash device",
+            Side::Data => "data device",
+        })
+    }
+}
+
+impl Error {
+    fn read(side: Side) -> impl FnOnce(io::Error) -> Error {
+        move |source| Error::Read { side, source }
+    }
+}
+
+/// A difference that [`verify`] found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Finding {
     /// The top hash block does not hash to the root hash.
@@ -115,8 +146,10 @@ pub enum Finding {
     /// A data block does not hash to its digest in level 0.
     DataBlock { index: u64 },
     /// Bytes of the hash device outside the superblock's fields and the
-    /// tree that are not zero.
+    /// digests that are not zero.
     NotZero { offset: u64, len: u64 },
+    /// Findings past the first [`LISTED`], counted only.
+    Omitted { count: u64 },
 }
 
 impl fmt::Display for Finding {
@@ -138,6 +171,11 @@ impl fmt::Display for Finding {
             Finding::NotZero { offset, len } => write!(
                 f,
                 "{len} bytes at {offset} of the hash device should be zero"
+            ),
+            Finding::Omitted { count } => write!(
+                f,
+                "{count} more blocks or bytes of the hash tree and data do \
+                 not match (not listed)"
             ),
         }
     }
@@ -260,12 +298,12 @@ pub struct Level {
 impl Geometry {
     /// The layout for `data_blocks` (at least 1); a corrupt superblock's
     /// huge count gives a huge `hash_blocks` (saturated), never a panic.
-    fn new(data_blocks: u64, hash_block_size: u32) -> Geometry {
+    pub fn new(data_blocks: u64, hash_block_size: u32) -> Geometry {
         let per_block_bits =
             (hash_block_size as usize / DIGEST_SIZE).trailing_zeros();
         let mut count = 0u32;
         while per_block_bits * count < 64
-            && (data_blocks - 1) >> (per_block_bits * count) != 0
+            && data_blocks.saturating_sub(1) >> (per_block_bits * count) != 0
         {
             count += 1;
         }
@@ -356,169 +394,256 @@ impl Builder {
     }
 }
 
-/// Checks data against a hash device and a root hash. The hash tree is
-/// checked when the verifier is made, top down, so that a hash block is
-/// only blamed when its parent is trusted; then data is passed in order
-/// and each block is compared with its digest in a trusted level-0 block.
-pub struct Verifier {
-    superblock: Superblock,
-    /// The level-0 area of the hash device, and which of its blocks are
-    /// trusted.
-    leaves: Vec<u8>,
-    trusted: Vec<bool>,
-    next_block: u64,
-    findings: Vec<Finding>,
+/// Where [`verify`] reads the hash device and the data from: a partition
+/// of an image file, or bytes in memory.
+pub trait Device {
+    /// Its size in bytes.
+    fn size(&self) -> u64;
+    /// Fills `buf` from `offset`.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
 }
 
-impl Verifier {
-    pub fn new(
-        hash_device: &[u8],
-        root_hash: &RootHash,
-    ) -> Result<Verifier, Error> {
-        let superblock = Superblock::parse(hash_device)?;
-        let geometry = superblock.geometry();
-        let size = hash_device.len() as u64;
-        let needed = geometry.hash_device_size();
-        if size < needed {
-            return Err(Error::HashDeviceTooSmall {
-                size,
-                needed,
-                data_blocks: superblock.data_blocks,
-            });
-        }
-        let mut findings = Vec::new();
-        let bs = superblock.hash_block_size as usize;
-        // The bytes that no field and no level uses.
-        let mut canonical = superblock.to_bytes().to_vec();
-        canonical.resize(bs, 0);
-        zero_findings(&hash_device[..bs], &canonical, 0, &mut findings);
-        let tail = &hash_device[needed as usize..];
-        zero_findings(tail, &vec![0; tail.len()], needed, &mut findings);
-
-        let salt = &superblock.salt;
-        let block =
-            |n: u64| &hash_device[n as usize * bs..(n as usize + 1) * bs];
-        let per_block = (bs / DIGEST_SIZE) as u64;
-        let mut trusted = vec![true];
-        if let Some(top) = geometry.levels.last() {
-            if digest(salt, block(top.first_block)) != *root_hash {
-                findings
-                    .push(Finding::RootHash { hash_block: top.first_block });
-                trusted[0] = false;
-            }
-        }
-        for i in (0..geometry.levels.len().saturating_sub(1)).rev() {
-            let level = geometry.levels[i];
-            let parent = geometry.levels[i + 1];
-            let below: Vec<bool> = (0..level.blocks)
-                .into_par_iter()
-                .map(|n| {
-                    let p = n / per_block;
-                    let entry = (n % per_block) as usize * DIGEST_SIZE;
-                    let expected = &block(parent.first_block + p)
-                        [entry..entry + DIGEST_SIZE];
-                    !trusted[p as usize]
-                        || digest(salt, block(level.first_block + n))
-                            == expected
-                })
-                .collect();
-            for (n, ok) in (0..).zip(&below) {
-                if !ok && trusted[(n / per_block) as usize] {
-                    findings.push(Finding::HashBlock {
-                        level: i,
-                        index: n,
-                        hash_block: level.first_block + n,
-                    });
-                }
-            }
-            // A block under an untrusted parent is untrusted too.
-            trusted = (0..level.blocks)
-                .map(|n| {
-                    below[n as usize] && trusted[(n / per_block) as usize]
-                })
-                .collect();
-        }
-        let leaves = match geometry.levels.first() {
-            Some(l) => hash_device[l.first_block as usize * bs
-                ..(l.first_block + l.blocks) as usize * bs]
-                .to_vec(),
-            None => root_hash.to_vec(),
-        };
-        Ok(Verifier { superblock, leaves, trusted, next_block: 0, findings })
+impl Device for [u8] {
+    fn size(&self) -> u64 {
+        self.len() as u64
     }
 
-    /// Checks the next data blocks: `chunk` must be whole blocks.
-    pub fn update(&mut self, chunk: &[u8]) -> Result<(), Error> {
-        let bs = self.superblock.data_block_size as usize;
-        let blocks = (chunk.len() / bs) as u64;
-        if !chunk.len().is_multiple_of(bs)
-            || self.next_block + blocks > self.superblock.data_blocks
-        {
-            return Err(self.size_error(chunk.len() as u64));
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let bytes = usize::try_from(offset)
+            .ok()
+            .and_then(|start| self.get(start..start.checked_add(buf.len())?))
+            .ok_or(io::ErrorKind::UnexpectedEof)?;
+        buf.copy_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// How many findings [`verify`] lists; the rest are counted. A hash tree
+/// made for other data names every block of it, and a list that long would
+/// take memory in proportion to the image and help no one.
+pub const LISTED: usize = 100;
+
+/// How much data is read and hashed at a time: large enough that the
+/// parallel hashing of one chunk dwarfs starting it.
+const CHUNK: usize = 8 << 20;
+
+/// Checks `data` against `hash_device` and `root_hash`. The tree is walked
+/// from the top, depth first: a hash block is only blamed when its parent
+/// is trusted, and a data block only when its level-0 block is; nothing
+/// under a block that does not match is read. The slots after the last
+/// digest of each level and the superblock's unused bytes must be zero.
+/// Hash blocks are read as the walk reaches them and data in chunks, so
+/// that memory does not grow with the devices (a block per level and one
+/// chunk), and every block is read at most once.
+pub fn verify<H, D>(
+    hash_device: &H,
+    data: &D,
+    root_hash: &RootHash,
+) -> Result<Vec<Finding>, Error>
+where
+    H: Device + ?Sized,
+    D: Device + ?Sized,
+{
+    if hash_device.size() < SUPERBLOCK_SIZE as u64 {
+        return Err(Error::NoSuperblock);
+    }
+    let mut sb = [0u8; SUPERBLOCK_SIZE];
+    hash_device.read_at(&mut sb, 0).map_err(Error::read(Side::Hash))?;
+    let superblock = Superblock::parse(&sb)?;
+    let geometry = superblock.geometry();
+    let (size, needed) = (hash_device.size(), geometry.hash_device_size());
+    if size < needed {
+        return Err(Error::HashDeviceTooSmall {
+            size,
+            needed,
+            data_blocks: superblock.data_blocks,
+        });
+    }
+    if data.size() < superblock.data_size() {
+        return Err(Error::DataSize {
+            size: data.size(),
+            data_blocks: superblock.data_blocks,
+            block_size: superblock.data_block_size,
+        });
+    }
+    let mut walk = Walk {
+        hash_device,
+        data,
+        superblock: &superblock,
+        levels: &geometry.levels,
+        findings: Vec::new(),
+        omitted: 0,
+        pending: Pending { first: 0, digests: Vec::new() },
+    };
+    // The bytes of the superblock's block that no field uses.
+    let bs = superblock.hash_block_size as usize;
+    let mut first = vec![0u8; bs];
+    hash_device.read_at(&mut first, 0).map_err(Error::read(Side::Hash))?;
+    let mut canonical = superblock.to_bytes().to_vec();
+    canonical.resize(bs, 0);
+    walk.not_zero(&first, &canonical, 0);
+    match geometry.levels.last() {
+        // One data block: the root hash is its digest.
+        None => walk.queue(0, root_hash)?,
+        Some(top) => {
+            let block = walk.hash_block(top.first_block)?;
+            if digest(&superblock.salt, &block) == *root_hash {
+                walk.children(geometry.levels.len() - 1, 0, &block)?;
+            } else {
+                walk.found(Finding::RootHash { hash_block: top.first_block });
+            }
         }
-        let per_block =
-            self.superblock.hash_block_size as u64 / DIGEST_SIZE as u64;
+    }
+    walk.flush()?;
+    let Walk { mut findings, omitted, .. } = walk;
+    if omitted > 0 {
+        findings.push(Finding::Omitted { count: omitted });
+    }
+    Ok(findings)
+}
+
+/// The state of [`verify`]'s walk.
+struct Walk<'a, H: ?Sized, D: ?Sized> {
+    hash_device: &'a H,
+    data: &'a D,
+    superblock: &'a Superblock,
+    levels: &'a [Level],
+    findings: Vec<Finding>,
+    omitted: u64,
+    pending: Pending,
+}
+
+/// Data blocks whose digests a trusted level-0 block gave, not yet
+/// checked: consecutive ones are read and hashed together.
+struct Pending {
+    first: u64,
+    digests: Vec<u8>,
+}
+
+impl<H: Device + ?Sized, D: Device + ?Sized> Walk<'_, H, D> {
+    fn found(&mut self, finding: Finding) {
+        if self.findings.len() < LISTED {
+            self.findings.push(finding);
+        } else {
+            self.omitted += 1;
+        }
+    }
+
+    fn hash_block(&self, n: u64) -> Result<Vec<u8>, Error> {
+        let bs = u64::from(self.superblock.hash_block_size);
+        let mut block = vec![0u8; bs as usize];
+        self.hash_device
+            .read_at(&mut block, n * bs)
+            .map_err(Error::read(Side::Hash))?;
+        Ok(block)
+    }
+
+    /// Checks what the trusted block `index` of `level` holds: the blocks
+    /// of the level below, or for level 0 the data blocks.
+    fn children(
+        &mut self,
+        level: usize,
+        index: u64,
+        block: &[u8],
+    ) -> Result<(), Error> {
+        let per_block = (block.len() / DIGEST_SIZE) as u64;
+        let below = match level {
+            0 => self.superblock.data_blocks,
+            _ => self.levels[level - 1].blocks,
+        };
+        let first = index * per_block;
+        let count = (below - first).min(per_block);
+        let used = count as usize * DIGEST_SIZE;
+        let at = (self.levels[level].first_block + index) * block.len() as u64;
+        self.not_zero(
+            &block[used..],
+            &vec![0; block.len() - used],
+            at + used as u64,
+        );
+        if level == 0 {
+            return self.queue(first, &block[..used]);
+        }
+        let child_level = self.levels[level - 1];
         let salt = &self.superblock.salt;
-        let first = self.next_block;
-        let leaves = &self.leaves;
-        let trusted = &self.trusted;
-        let mut bad: Vec<u64> = chunk
-            .par_chunks(bs)
-            .enumerate()
-            .filter_map(|(i, b)| {
-                let n = first + i as u64;
-                if !trusted[(n / per_block) as usize] {
-                    return None;
-                }
-                let at = n as usize * DIGEST_SIZE;
-                (digest(salt, b)[..] != leaves[at..at + DIGEST_SIZE])
-                    .then_some(n)
-            })
-            .collect();
-        bad.sort_unstable();
-        self.findings
-            .extend(bad.into_iter().map(|index| Finding::DataBlock { index }));
-        self.next_block += blocks;
+        for (n, expected) in (first..).zip(block[..used].chunks(DIGEST_SIZE)) {
+            let hash_block = child_level.first_block + n;
+            let child = self.hash_block(hash_block)?;
+            if digest(salt, &child)[..] == *expected {
+                self.children(level - 1, n, &child)?;
+            } else {
+                self.found(Finding::HashBlock {
+                    level: level - 1,
+                    index: n,
+                    hash_block,
+                });
+            }
+        }
         Ok(())
     }
 
-    fn size_error(&self, extra: u64) -> Error {
-        Error::DataSize {
-            size: self.next_block * u64::from(self.superblock.data_block_size)
-                + extra,
-            data_blocks: self.superblock.data_blocks,
-            block_size: self.superblock.data_block_size,
+    /// Bytes at `offset` of the hash device that differ from `expected`.
+    fn not_zero(&mut self, actual: &[u8], expected: &[u8], offset: u64) {
+        for (start, len) in differing_runs(actual, expected) {
+            self.found(Finding::NotZero {
+                offset: offset + start as u64,
+                len: len as u64,
+            });
         }
     }
 
-    /// Every difference found, in the order: hash device, then data.
-    pub fn finish(self) -> Result<Vec<Finding>, Error> {
-        if self.next_block != self.superblock.data_blocks {
-            return Err(self.size_error(0));
+    /// Data blocks from `first` on, which must have `digests`.
+    fn queue(&mut self, first: u64, digests: &[u8]) -> Result<(), Error> {
+        let bs = self.superblock.data_block_size as usize;
+        let per_chunk = (CHUNK / bs).max(1) * DIGEST_SIZE;
+        let next = self.pending.first
+            + (self.pending.digests.len() / DIGEST_SIZE) as u64;
+        if next != first {
+            self.flush()?;
+            self.pending.first = first;
         }
-        Ok(self.findings)
+        for part in digests.chunks(per_chunk) {
+            if self.pending.digests.len() + part.len() > per_chunk {
+                self.flush()?;
+            }
+            self.pending.digests.extend_from_slice(part);
+        }
+        Ok(())
     }
-}
 
-/// Runs of bytes in `actual` that differ from `expected`, as `NotZero`
-/// findings at `base` + their offset.
-fn zero_findings(
-    actual: &[u8],
-    expected: &[u8],
-    base: u64,
-    findings: &mut Vec<Finding>,
-) {
-    findings.extend(differing_runs(actual, expected).into_iter().map(
-        |(start, len)| Finding::NotZero {
-            offset: base + start as u64,
-            len: len as u64,
-        },
-    ));
+    /// Checks the pending data blocks.
+    fn flush(&mut self) -> Result<(), Error> {
+        let bs = self.superblock.data_block_size as usize;
+        let expected = std::mem::take(&mut self.pending.digests);
+        let first = self.pending.first;
+        self.pending.first += (expected.len() / DIGEST_SIZE) as u64;
+        if expected.is_empty() {
+            return Ok(());
+        }
+        let mut data = vec![0u8; expected.len() / DIGEST_SIZE * bs];
+        self.data
+            .read_at(&mut data, first * bs as u64)
+            .map_err(Error::read(Side::Data))?;
+        let salt = &self.superblock.salt;
+        let mut bad: Vec<u64> = data
+            .par_chunks(bs)
+            .zip(expected.par_chunks(DIGEST_SIZE))
+            .enumerate()
+            .filter(|(_, (block, digest_of))| {
+                digest(salt, block)[..] != **digest_of
+            })
+            .map(|(i, _)| first + i as u64)
+            .collect();
+        bad.sort_unstable();
+        for index in bad {
+            self.found(Finding::DataBlock { index });
+        }
+        Ok(())
+    }
 }
 
 /// The runs of bytes in which `actual` differs from `expected` (of the same
 /// length), as (start, length).
-pub fn differing_runs(actual: &[u8], expected: &[u8]) -> Vec<(usize, usize)> {
+fn differing_runs(actual: &[u8], expected: &[u8]) -> Vec<(usize, usize)> {
     let mut runs = Vec::new();
     let mut i = 0;
     while i < actual.len() {
@@ -552,10 +677,7 @@ mod tests {
     }
 
     fn check(hash: &HashDevice, data: &[u8]) -> Vec<Finding> {
-        let mut verifier =
-            Verifier::new(&hash.bytes, &hash.root_hash).unwrap();
-        verifier.update(data).unwrap();
-        verifier.finish().unwrap()
+        verify(&hash.bytes[..], data, &hash.root_hash).unwrap()
     }
 
     #[test]
@@ -603,6 +725,74 @@ mod tests {
             check(&padded, &good),
             [Finding::NotZero { offset: 600, len: 1 }]
         );
+
+        // The rest of level 0's last block (hash block 4, 300 - 256 = 44
+        // digests), set and hashed up to a root hash of its own: every
+        // digest matches, but the tree is not the one for this data.
+        let mut hashed = tree(&good);
+        let at = 4 * 4096 + 44 * DIGEST_SIZE;
+        hashed.bytes[at] = 1;
+        let salt = [0x5a; 32];
+        let level_0 = digest(&salt, &hashed.bytes[4 * 4096..5 * 4096]);
+        hashed.bytes[4096 + 2 * DIGEST_SIZE..4096 + 3 * DIGEST_SIZE]
+            .copy_from_slice(&level_0);
+        hashed.root_hash = digest(&salt, &hashed.bytes[4096..2 * 4096]);
+        assert_eq!(
+            check(&hashed, &good),
+            [Finding::NotZero { offset: at as u64, len: 1 }]
+        );
+    }
+
+    #[test]
+    fn lists_the_first_findings_and_counts_the_rest() {
+        let hash = tree(&data(300));
+        let other: Vec<u8> = data(300).iter().map(|b| !b).collect();
+        let findings = check(&hash, &other);
+        assert_eq!(findings.len(), LISTED + 1);
+        assert_eq!(findings[0], Finding::DataBlock { index: 0 });
+        assert_eq!(findings[LISTED], Finding::Omitted { count: 200 });
+    }
+
+    #[test]
+    fn small_blocks_across_chunks() {
+        // 512-byte hash blocks hold 16 digests: 40,000 data blocks of 512
+        // bytes make four levels and more than one chunk of data.
+        let bs = 512usize;
+        let blocks = 40_000u64;
+        let salt = [3u8; 32];
+        let good: Vec<u8> = (0..blocks as usize * bs)
+            .map(|i| (i / bs * 31 + i % 7) as u8)
+            .collect();
+        let geometry = Geometry::new(blocks, bs as u32);
+        assert_eq!(geometry.levels.len(), 4);
+        let mut device = vec![0u8; geometry.hash_device_size() as usize];
+        let mut below: Vec<RootHash> =
+            good.chunks(bs).map(|b| digest(&salt, b)).collect();
+        for level in &geometry.levels {
+            let start = level.first_block as usize * bs;
+            let area = &mut device[start..start + level.blocks as usize * bs];
+            for (slot, d) in area.chunks_exact_mut(DIGEST_SIZE).zip(&below) {
+                slot.copy_from_slice(d);
+            }
+            below = area.chunks(bs).map(|b| digest(&salt, b)).collect();
+        }
+        let sb = Superblock {
+            data_block_size: bs as u32,
+            hash_block_size: bs as u32,
+            ..Superblock::new(blocks, &salt, Guid([0; 16]))
+        };
+        device[..SUPERBLOCK_SIZE].copy_from_slice(&sb.to_bytes());
+        assert_eq!(verify(&device[..], &good[..], &below[0]).unwrap(), []);
+        let mut bad = good.clone();
+        bad[39_999 * bs] ^= 1;
+        bad[20_000 * bs + 3] ^= 1;
+        assert_eq!(
+            verify(&device[..], &bad[..], &below[0]).unwrap(),
+            [
+                Finding::DataBlock { index: 20_000 },
+                Finding::DataBlock { index: 39_999 }
+            ]
+        );
     }
 
     #[test]
@@ -639,8 +829,12 @@ mod tests {
         // A hash device too short for its superblock's count of blocks.
         let hash = tree(&data(300));
         assert!(matches!(
-            Verifier::new(&hash.bytes[..8192], &hash.root_hash),
+            verify(&hash.bytes[..8192], &data(300)[..], &hash.root_hash),
             Err(Error::HashDeviceTooSmall { .. })
+        ));
+        assert!(matches!(
+            verify(&hash.bytes[..], &data(299)[..], &hash.root_hash),
+            Err(Error::DataSize { .. })
         ));
     }
 }

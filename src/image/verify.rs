@@ -42,7 +42,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::ddi::signature::Openssl;
+use crate::ddi::signature::{Certificate, Openssl};
 use crate::ddi::Ddi;
 use crate::image::nar;
 use crate::image::survey::{self, EntryType, Facts, ImageKind, Opened};
@@ -85,7 +85,7 @@ impl Findings {
 pub fn verify(
     image: &Opened,
     base: Option<&Opened>,
-    certificate: Option<&Path>,
+    certificate: Option<&Certificate>,
 ) -> Vec<Finding> {
     let mut findings = Vec::new();
     if let Some(ddi) = &image.ddi {
@@ -98,11 +98,17 @@ pub fn verify(
                 .into(),
         });
     }
-    findings.extend(
-        squashfs::check::canonical(&image.image)
-            .into_iter()
-            .map(|p| Finding { path: p.at, problem: p.what }),
-    );
+    findings.extend(squashfs(image, base));
+    findings
+}
+
+/// What `verify` checks of the squashfs image (a disk image's is in its
+/// root partition): its canonical form, the rules and the contents.
+pub fn squashfs(image: &Opened, base: Option<&Opened>) -> Vec<Finding> {
+    let mut findings: Vec<Finding> = squashfs::check::canonical(&image.image)
+        .into_iter()
+        .map(|p| Finding { path: p.at, problem: p.what })
+        .collect();
     findings.extend(rules(&image.facts, base.map(|b| &b.facts)));
     findings.extend(contents(image, base));
     findings
@@ -110,7 +116,11 @@ pub fn verify(
 
 /// A disk image's hash tree (every block of the squashfs and of the hash
 /// partition), partition table and, with `certificate`, signature.
-fn disk(ddi: &Ddi, name: &str, certificate: Option<&Path>) -> Vec<Finding> {
+fn disk(
+    ddi: &Ddi,
+    name: &str,
+    certificate: Option<&Certificate>,
+) -> Vec<Finding> {
     let finding = |problem: String| Finding { path: name.into(), problem };
     let mut findings: Vec<Finding> = match ddi.verify() {
         Ok(found) => found.iter().map(|f| finding(f.to_string())).collect(),
@@ -637,13 +647,16 @@ pub fn run(
     report: Option<&Path>,
 ) -> Result<bool> {
     // A file that is there but cannot be read as an image is a finding,
-    // as damage inside it would be.
+    // as damage inside it would be; a certificate that cannot be read is
+    // an error, as the image is not at fault.
     fs::metadata(image)
         .with_context(|| format!("reading {}", image.display()))?;
+    let certificate = certificate.map(Certificate::read).transpose()?;
     let base = base.map(survey::open).transpose()?;
     let (findings, verified) = match survey::open(image) {
         Ok(opened) => {
-            let findings = verify(&opened, base.as_ref(), certificate);
+            let findings =
+                verify(&opened, base.as_ref(), certificate.as_ref());
             let facts = &opened.facts;
             let verified = format!(
                 "{}: verified {} and {}\n",

@@ -25,7 +25,7 @@ blocks one by one instead of a layer's run at once.
 */
 
 use std::collections::HashMap;
-use std::fs::OpenOptions;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use super::error::{Error, ErrorKind, Result};
@@ -54,15 +54,12 @@ pub struct Stats {
 pub fn assemble(layers: &[&Path], output: &Path) -> Result<Stats> {
     write_atomically(
         output,
-        |partial| build(layers, partial),
-        |partial, e| {
-            Error::io(format!("renaming {} to it", partial.display()), e)
-                .in_file(output)
-        },
+        |partial, file| build(layers, partial, file),
+        |what, e| Error::io(what, e).in_file(output),
     )
 }
 
-fn build(layers: &[&Path], partial: &Path) -> Result<Stats> {
+fn build(layers: &[&Path], partial: &Path, file: File) -> Result<Stats> {
     let Some(first) = layers.first() else {
         return Err(Error::new(ErrorKind::Invalid, "no layers to assemble"));
     };
@@ -96,12 +93,6 @@ fn build(layers: &[&Path], partial: &Path) -> Result<Stats> {
             .max()
             .unwrap_or(0),
     };
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(partial)
-        .map_err(|e| Error::io("creating the image", e).in_file(partial))?;
     let mut writer =
         Writer::create(file, settings).map_err(|e| e.in_file(partial))?;
     let mut merge = Merge::new(&images[0])?;
