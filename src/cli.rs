@@ -4,7 +4,7 @@ the job that `.attrs.json` describes. `inspect` and `verify` read an image
 back; `sign` signs a disk image, outside Nix, where the key is.
 */
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,14 +61,28 @@ pub enum Command {
     Help,
 }
 
-/// A command's arguments: the one IMAGE and its options.
-struct Parsed {
-    image: PathBuf,
-    switches: Vec<&'static str>,
+/// A command's arguments, read with lexopt: its one IMAGE, and its
+/// options, each given at most once.
+#[derive(Default)]
+struct Arguments {
+    image: Option<PathBuf>,
+    switches: BTreeSet<&'static str>,
     values: BTreeMap<&'static str, OsString>,
+    help: bool,
 }
 
-impl Parsed {
+impl Arguments {
+    fn image(&mut self) -> Result<PathBuf> {
+        match self.image.take() {
+            Some(image) => Ok(image),
+            None => bail!("an IMAGE is needed\n{USAGE}"),
+        }
+    }
+
+    fn switch(&self, name: &str) -> bool {
+        self.switches.contains(name)
+    }
+
     fn value(&mut self, name: &str) -> Option<OsString> {
         self.values.remove(name)
     }
@@ -85,88 +99,98 @@ impl Parsed {
     }
 }
 
-/// Reads IMAGE and the options of a command that takes the `switches`
-/// (no value) and `options` (one value each).
+/// Reads a command's arguments: IMAGE, the `switches` (no value) and the
+/// `options` (one value each, `--opt VALUE` or `--opt=VALUE`).
 fn arguments(
-    args: Vec<OsString>,
+    parser: &mut lexopt::Parser,
     switches: &[&'static str],
     options: &[&'static str],
-) -> Result<Parsed> {
-    let mut image = None;
-    let mut parsed = Parsed {
-        image: PathBuf::new(),
-        switches: Vec::new(),
-        values: BTreeMap::new(),
-    };
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let text = arg.to_string_lossy();
-        if let Some(&switch) = switches.iter().find(|s| **s == text) {
-            parsed.switches.push(switch);
-        } else if let Some(&option) = options.iter().find(|o| **o == text) {
-            match args.next() {
-                Some(value) if !value.to_string_lossy().starts_with("--") => {
-                    parsed.values.insert(option, value);
-                }
-                _ => bail!("{option} needs a value\n{USAGE}"),
+) -> Result<Arguments> {
+    use lexopt::Arg;
+    let mut args = Arguments::default();
+    while let Some(arg) = parser.next()? {
+        let flag = match arg {
+            Arg::Value(value) if args.image.is_none() => {
+                args.image = Some(value.into());
+                continue;
             }
-        } else if text.starts_with('-') {
-            bail!("unknown option '{text}'\n{USAGE}");
-        } else if image.is_none() {
-            image = Some(PathBuf::from(arg));
+            Arg::Value(value) => bail!(
+                "unexpected argument '{}'\n{USAGE}",
+                value.to_string_lossy()
+            ),
+            Arg::Short('h') | Arg::Long("help") => {
+                args.help = true;
+                continue;
+            }
+            Arg::Short(c) => format!("-{c}"),
+            Arg::Long(name) => format!("--{name}"),
+        };
+        if let Some(&switch) = switches.iter().find(|s| **s == flag) {
+            if !args.switches.insert(switch) {
+                bail!("{switch} is given twice\n{USAGE}");
+            }
+        } else if let Some(&option) = options.iter().find(|o| **o == flag) {
+            let value = parser
+                .value()
+                .ok()
+                .filter(|v| !v.to_string_lossy().starts_with("--"));
+            let Some(value) = value else {
+                bail!("{option} needs a value\n{USAGE}");
+            };
+            if args.values.insert(option, value).is_some() {
+                bail!("{option} is given twice\n{USAGE}");
+            }
         } else {
-            bail!("unexpected argument '{text}'\n{USAGE}");
+            bail!("unknown option '{flag}'\n{USAGE}");
         }
     }
-    match image {
-        Some(image) => parsed.image = image,
-        None => bail!("an IMAGE is needed\n{USAGE}"),
-    }
-    Ok(parsed)
+    Ok(args)
 }
 
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
-    let mut args = args.into_iter();
-    let Some(command) = args.next() else {
-        return Ok(Command::Build);
+    let mut parser = lexopt::Parser::from_args(args);
+    let command = match parser.next()? {
+        None => return Ok(Command::Build),
+        Some(lexopt::Arg::Value(command)) => command,
+        Some(lexopt::Arg::Short('h') | lexopt::Arg::Long("help")) => {
+            return Ok(Command::Help)
+        }
+        Some(other) => bail!("unknown option {other:?}\n{USAGE}"),
     };
-    let rest: Vec<OsString> = args.collect();
-    if rest.iter().any(|a| a == "-h" || a == "--help") {
+    let name = command.to_string_lossy();
+    let (switches, options): (&[_], &[_]) = match name.as_ref() {
+        "build" | "help" => (&[], &[]),
+        "inspect" => (&["--json"], &[]),
+        "verify" => (&[], &["--base", "--certificate", "--report"]),
+        "sign" => (&[], &["--key", "--certificate", "--output", "--passin"]),
+        other => bail!("unknown command '{other}'\n{USAGE}"),
+    };
+    let mut args = arguments(&mut parser, switches, options)?;
+    if args.help || name == "help" {
         return Ok(Command::Help);
     }
-    let command = match command.to_string_lossy().as_ref() {
-        "build" if rest.is_empty() => Command::Build,
-        "build" => bail!("build takes no arguments\n{USAGE}"),
-        "inspect" => {
-            let parsed = arguments(rest, &["--json"], &[])?;
-            Command::Inspect {
-                json: parsed.switches.contains(&"--json"),
-                image: parsed.image,
-            }
+    let command = match name.as_ref() {
+        "inspect" => Command::Inspect {
+            json: args.switch("--json"),
+            image: args.image()?,
+        },
+        "verify" => Command::Verify {
+            base: args.path("--base"),
+            certificate: args.path("--certificate"),
+            report: args.path("--report"),
+            image: args.image()?,
+        },
+        "sign" => Command::Sign {
+            key: args.required("--key")?,
+            certificate: args.required("--certificate")?,
+            output: args.required("--output")?,
+            passin: args.value("--passin"),
+            image: args.image()?,
+        },
+        _ if args.image.is_some() => {
+            bail!("build takes no arguments\n{USAGE}")
         }
-        "verify" => {
-            let options = ["--base", "--certificate", "--report"];
-            let mut parsed = arguments(rest, &[], &options)?;
-            Command::Verify {
-                base: parsed.path("--base"),
-                certificate: parsed.path("--certificate"),
-                report: parsed.path("--report"),
-                image: parsed.image,
-            }
-        }
-        "sign" => {
-            let options = ["--key", "--certificate", "--output", "--passin"];
-            let mut parsed = arguments(rest, &[], &options)?;
-            Command::Sign {
-                key: parsed.required("--key")?,
-                certificate: parsed.required("--certificate")?,
-                output: parsed.required("--output")?,
-                passin: parsed.value("--passin"),
-                image: parsed.image,
-            }
-        }
-        "-h" | "--help" | "help" => Command::Help,
-        other => bail!("unknown command '{other}'\n{USAGE}"),
+        _ => Command::Build,
     };
     Ok(command)
 }
@@ -263,6 +287,11 @@ mod tests {
             ),
             (&["inspect", "a", "b"], "unexpected argument 'b'"),
             (&["inspect", "a", "--jsn"], "unknown option '--jsn'"),
+            (&["inspect", "a", "--json", "--json"], "--json is given twice"),
+            (
+                &["verify", "a", "--base", "b", "--base", "c"],
+                "--base is given twice",
+            ),
             (&["sign", "a", "--key", "k"], "--certificate is needed"),
             (&["build", "x"], "build takes no arguments"),
             (&["x"], "unknown command 'x'"),

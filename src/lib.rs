@@ -6,7 +6,7 @@ The crate, by layer (each imports only from the layers above it):
 
 - `atomic_write`: files that are complete or absent, for every writer;
   `text`: names from an image shown safely (escaped for a terminal,
-  lossless in JSON);
+  lossless in JSON); `pipe`: a pipe closed by its reader;
 - Formats, each with its specification in its module doc:
   - `nix`: Nix's own (store paths, base-32, NAR, what Nix records of a
     store path);
@@ -40,6 +40,7 @@ pub mod image;
 pub mod layout;
 pub mod manifest;
 pub mod nix;
+pub mod pipe;
 pub mod squashfs;
 pub mod systemd;
 pub mod text;

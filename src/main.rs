@@ -1,4 +1,3 @@
-use std::io::ErrorKind;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -6,12 +5,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             // A reader that stops early (`inspect | head`) is not a failure.
-            let broken_pipe = err.chain().any(|cause| {
-                cause
-                    .downcast_ref::<std::io::Error>()
-                    .is_some_and(|e| e.kind() == ErrorKind::BrokenPipe)
-            });
-            if broken_pipe {
+            if portable_service::pipe::closed(&err) {
                 return ExitCode::SUCCESS;
             }
             // Messages quote names from images: no raw control bytes.

@@ -21,6 +21,7 @@ use crate::builder::attrs::SquashfsAttrs;
 use crate::builder::compression::{self, Compression};
 use crate::builder::stream::{self, Stats};
 use crate::builder::tree::Tree;
+use crate::pipe;
 
 /// How a job writes its squashfs: the `squash-compression` and
 /// `squash-block-size` arguments, the configured mksquashfs, and the
@@ -103,13 +104,7 @@ fn run(settings: &Settings, tree: &Tree, partial: &Path) -> Result<Stats> {
     // 1 MiB of buffer keeps the pipe busy with few writes.
     let written =
         stream::write(tree, BufWriter::with_capacity(1 << 20, stdin));
-    let mksquashfs_closed_pipe = written.as_ref().is_err_and(|err| {
-        err.chain().any(|cause| {
-            cause
-                .downcast_ref::<std::io::Error>()
-                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-        })
-    });
+    let mksquashfs_closed_pipe = written.as_ref().is_err_and(pipe::closed);
     if written.is_err() && !mksquashfs_closed_pipe {
         // mksquashfs must not finish an image from a truncated archive.
         let _ = child.kill();
