@@ -215,7 +215,7 @@ fn a_truncated_layer_is_refused() {
     for format in ["squashfs", "ddi"] {
         let image_out = dir.path().join(format!("out-{format}"));
         let attrs = serde_json::json!({
-            "attrsVersion": 2,
+            "attrsVersion": 3,
             "kind": "assemble",
             "layers": [truncated, final_layer],
             "fileName": "layered_1.0.raw",
