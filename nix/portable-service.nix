@@ -381,12 +381,28 @@ let
       );
   };
 
+  # `portable-service-builder sbom` on the image: its CycloneDX document,
+  # the bytes `sbom` prints for the built image, by construction. No
+  # SOURCE_DATE_EPOCH here, so no timestamp.
+  sbom = derivation {
+    name = "${pname}_${version}.cdx.json";
+    inherit (image) system;
+    builder = "${portable-service-builder}/bin/portable-service-builder";
+    args = [
+      "sbom"
+      "${image}/${fileName}"
+      "--output"
+      (builtins.placeholder "out")
+    ];
+  };
+
   allPassthru = {
     imageFileName = fileName;
     imagePath = "${image}/${fileName}";
     tests = {
       inherit verify;
     };
+    inherit sbom;
     inherit isExtension;
     # The unit names known at evaluation time (those inside directories
     # are only known to the build), for extensions' checks.

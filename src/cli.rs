@@ -1,7 +1,8 @@
 /*!
 The command line. Without arguments the builder does what Nix runs it for:
 the job that `.attrs.json` describes. `inspect` and `verify` read an image
-back; `sign` signs a disk image, outside Nix, where the key is.
+back, and `sbom` writes its CycloneDX document; `sign` signs a disk image,
+outside Nix, where the key is.
 */
 
 use std::collections::BTreeMap;
@@ -13,12 +14,13 @@ use anyhow::{bail, Result};
 
 use crate::builder;
 use crate::ddi::signature::{Openssl, Signer};
-use crate::image::{inspect, survey, verify};
+use crate::image::{inspect, sbom, survey, verify};
 
 const USAGE: &str = "\
 usage: portable-service-builder [build]
        portable-service-builder inspect IMAGE [--json]
        portable-service-builder verify IMAGE [--base BASE] [--certificate CERT.pem] [--report FILE]
+       portable-service-builder sbom IMAGE [--output FILE]
        portable-service-builder sign IMAGE --key KEY.pem --certificate CERT.pem --output OUT.raw [--passin ARG]
 
   build    do the job .attrs.json describes ($NIX_ATTRS_JSON_FILE or
@@ -32,6 +34,10 @@ usage: portable-service-builder [build]
            --certificate, a disk image's signature; --report writes the
            result to FILE. Exit status 0 when all holds, 1 with one line
            per finding
+  sbom     write IMAGE's CycloneDX 1.6 SBOM (JSON) to standard output, or
+           to FILE: its store paths with their hashes, references and
+           licences, from the manifest; no timestamp unless
+           SOURCE_DATE_EPOCH is set
   sign     write OUT.raw: the disk image IMAGE with a signature of its root
            hash by KEY.pem (with `openssl`; --passin as openssl takes it,
            for an encrypted key) and CERT.pem, its certificate
@@ -49,6 +55,10 @@ pub enum Command {
         base: Option<PathBuf>,
         certificate: Option<PathBuf>,
         report: Option<PathBuf>,
+    },
+    Sbom {
+        image: PathBuf,
+        output: Option<PathBuf>,
     },
     Sign {
         image: PathBuf,
@@ -153,6 +163,13 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
                 image: parsed.image,
             }
         }
+        "sbom" => {
+            let mut parsed = arguments(rest, &[], &["--output"])?;
+            Command::Sbom {
+                output: parsed.path("--output"),
+                image: parsed.image,
+            }
+        }
         "sign" => {
             let options = ["--key", "--certificate", "--output", "--passin"];
             let mut parsed = arguments(rest, &[], &options)?;
@@ -184,6 +201,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<ExitCode> {
             if !holds {
                 return Ok(ExitCode::from(1));
             }
+        }
+        Command::Sbom { image, output } => {
+            sbom::run(&image, output.as_deref())?
         }
         Command::Sign { image, key, certificate, output, passin } => {
             if survey::is_squashfs(&image)? {
@@ -259,6 +279,13 @@ mod tests {
                 certificate: "c.pem".into(),
                 output: "o.raw".into(),
                 passin: None,
+            }
+        );
+        assert_eq!(
+            parse_str(&["sbom", "a.raw", "--output", "a.json"]).unwrap(),
+            Command::Sbom {
+                image: "a.raw".into(),
+                output: Some("a.json".into())
             }
         );
         assert_eq!(parse_str(&["inspect", "-h"]).unwrap(), Command::Help);
