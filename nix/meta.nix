@@ -4,23 +4,26 @@
 # walks them (github:nikstur/bombon, nix/buildtime-dependencies.nix).
 # Like portable-service.nix, it uses only builtins.
 #
-# The result, `packageMeta` in `.attrs.json`: one entry per output of every
-# derivation reached that has something to say, with every string's
-# context discarded (the meta must not make anything a build input):
+# The result, `packageMeta` in `.attrs.json`: one entry per derivation
+# reached that has something to say (a meta, a pname or a version), for
+# all its outputs, with every string's context discarded (the meta must
+# not make anything a build input), and null where it says nothing:
 #
-#   [ { path = "/nix/store/...-hello-2.12.1"; pname = "hello";
+#   [ { paths = [ "/nix/store/...-hello-2.12.1" ]; pname = "hello";
 #       version = "2.12.1"; description = "..."; homepage = "https://...";
-#       license = { spdxId = "GPL-3.0-or-later"; fullName = "..."; ... }; } ]
+#       license = { spdxId = "GPL-3.0-or-later"; fullName = "...";
+#                   shortName = "gpl3Plus"; free = true; }; } ]
 #
-# The builder keeps the entries whose path is in the image's closure
+# The builder keeps what it says of the store paths in the image's closure
 # (src/manifest/meta.rs has the licence forms).
 #
 # How it is bounded:
-# - each output is visited once (builtins.genericClosure, keyed by output
-#   path), and only derivations are followed: the values of a
-#   derivation's `drvAttrs` that are derivations or lists of them, which
-#   the evaluator has computed already to write the derivation (every one
-#   is an input of the image's build);
+# - each derivation is visited once, for all its outputs
+#   (builtins.genericClosure, keyed by derivation path), and only
+#   derivations are followed: the values of a derivation's `drvAttrs`
+#   that are derivations or lists of them, which the evaluator has
+#   computed already to write the derivation (every one is an input of
+#   the image's build);
 # - the inputs of fixed-output derivations (fetchurl and the like) are not
 #   followed: Nix refuses references in their outputs, so nothing they
 #   were built with can be in the image through them, and this leaves out
@@ -37,8 +40,8 @@
 # derivations (`./file` in a unit list).
 let
   inherit (builtins)
-    attrNames
     attrValues
+    concatLists
     concatMap
     deepSeq
     elem
@@ -49,7 +52,6 @@ let
     isBool
     isList
     isString
-    removeAttrs
     tryEval
     unsafeDiscardStringContext
     ;
@@ -65,30 +67,25 @@ let
     drv:
     let
       attrs = drv.drvAttrs or { };
+      values = attrValues attrs;
     in
+    # isAttrs and isList are primops: the lambda isDerivation runs only on
+    # attribute sets, which are few.
     if attrs ? outputHash then
       [ ]
     else
-      concatMap (
-        v:
-        if isDerivation v then
-          [ v ]
-        else if isList v then
-          filter isDerivation v
-        else
-          [ ]
-      ) (attrValues attrs);
+      filter isDerivation (filter isAttrs (values ++ concatLists (filter isList values)));
 
+  # A derivation, once for all its outputs.
   node = drv: {
-    key = unsafeDiscardStringContext drv.outPath;
+    key = unsafeDiscardStringContext drv.drvPath;
     inherit drv;
   };
 
   text = x: if isString x then unsafeDiscardStringContext x else null;
 
-  dropNulls = set: removeAttrs set (filter (n: set.${n} == null) (attrNames set));
-
-  # One of lib.licenses, or an expression of its operators.
+  # One of lib.licenses, or an expression of its operators. Absent fields
+  # are null, which the builder reads as absent.
   license =
     depth: l:
     let
@@ -120,20 +117,21 @@ let
         license = next (l.license or { });
       }
     else
-      dropNulls {
+      {
         spdxId = text (l.spdxId or null);
         fullName = text (l.fullName or null);
         shortName = text (l.shortName or null);
         free = if isBool (l.free or null) then l.free else null;
       };
 
+  # What a derivation says of its outputs, when it says anything.
   entry =
-    item:
+    { drv, ... }:
     let
-      inherit (item) drv;
       meta = if isAttrs (drv.meta or null) then drv.meta else { };
       homepage = meta.homepage or null;
-      found = dropNulls {
+      found = {
+        paths = map (o: unsafeDiscardStringContext o.outPath) (outputsOf drv);
         pname = text (drv.pname or null);
         version = text (drv.version or null);
         description = text (meta.description or null);
@@ -142,13 +140,13 @@ let
       };
       tried = tryEval (deepSeq found found);
     in
-    if tried.success && tried.value != { } then [ (tried.value // { path = item.key; }) ] else [ ];
+    if (meta != { } || drv ? pname || drv ? version) && tried.success then [ tried.value ] else [ ];
 in
 
 # The values given as units, contents and layers' roots; those that are not
 # derivations are passed over.
 roots:
 concatMap entry (genericClosure {
-  startSet = map node (concatMap outputsOf (filter isDerivation roots));
-  operator = item: map node (concatMap outputsOf (inputsOf item.drv));
+  startSet = map node (filter isDerivation roots);
+  operator = item: map node (inputsOf item.drv);
 })

@@ -52,7 +52,7 @@ pub struct Attrs {
     /// The store paths the arguments name: the roots of `closure`.
     pub roots: Vec<StorePath>,
     /// What nixpkgs' `meta` says of the derivations the Nix function
-    /// reached, by output path (outputs outside the closure among them).
+    /// reached, with their output paths (outside the closure among them).
     pub package_meta: Vec<PackageMetaAttr>,
     #[serde(flatten)]
     pub outputs: Outputs,
@@ -67,10 +67,10 @@ pub struct Attrs {
     pub format: FormatAttrs,
 }
 
-/// One entry of `packageMeta`: an output path and its package's meta.
+/// One entry of `packageMeta`: a derivation's output paths and its meta.
 #[derive(Debug, Deserialize)]
 pub struct PackageMetaAttr {
-    pub path: StorePath,
+    pub paths: Vec<StorePath>,
     #[serde(flatten)]
     pub meta: PackageMeta,
 }

@@ -71,8 +71,10 @@ impl Config {
         let package_meta = attrs
             .package_meta
             .into_iter()
-            .filter(|m| closure.contains(&m.path))
-            .map(|m| (m.path, m.meta))
+            .flat_map(|m| {
+                m.paths.into_iter().map(move |p| (p, m.meta.clone()))
+            })
+            .filter(|(path, _)| closure.contains(path))
             .collect();
 
         let mut units = Vec::new();
