@@ -176,7 +176,11 @@ pub fn document(subject: &Subject) -> Result<Vec<u8>> {
     let mut components = Vec::new();
     let mut dependencies = Vec::new();
     if let Some(roots) = &manifest.roots {
-        let depends_on = roots.iter().map(|r| r.base_name().into()).collect();
+        // A set: the schema wants each once, and a manifest made by hand
+        // may repeat one.
+        let depends_on: BTreeSet<String> =
+            roots.iter().map(|r| r.base_name().into()).collect();
+        let depends_on = depends_on.into_iter().collect();
         dependencies
             .push(Dependency { reference: image_ref.clone(), depends_on });
     }
