@@ -5,7 +5,8 @@ What nixpkgs' `meta` says of the package a store path belongs to, as
 `portable-service-builder sbom` can name licences on a host without Nix.
 
 The JSON form is the same in both places, with context-free strings and
-every field optional:
+every field optional (null or left out); an entry of `packageMeta` also
+has `paths`, the output paths of the derivation it describes:
 
 ```json
 {"pname": "hello", "version": "2.12.1",
