@@ -48,6 +48,23 @@ let
 
   pad = i: let s = toString i; in substring 0 (3 - stringLength s) "000" + s;
 
+  # A meta shaped as nixpkgs' (lib.licenses.mit), for bench/meta's walk.
+  # Added with `//`, it leaves the derivations as they were.
+  chunkMeta = name: {
+    description = "Benchmark chunk ${name}";
+    homepage = "https://example.org/${name}";
+    license = {
+      shortName = "mit";
+      spdxId = "MIT";
+      fullName = "MIT License";
+      url = "https://spdx.org/licenses/MIT.html";
+      free = true;
+      deprecated = false;
+      redistributable = true;
+      licenseType = "simple";
+    };
+  };
+
   # `count` store paths holding the files that `find` lists, in slices.
   group =
     {
@@ -67,7 +84,8 @@ let
         );
       chunks = genList (
         i:
-        runCommand "bench-${name}-${pad i}"
+        { meta = chunkMeta "bench-${name}-${pad i}"; }
+        // runCommand "bench-${name}-${pad i}"
           {
             references = map (j: elemAt chunks j) (deps i);
           }
@@ -222,6 +240,22 @@ let
     layered = host.portableService (app // { layers = map (g: [ (group g) ]) largeGroups; });
   };
 
+  # bench/meta: the large closure's image with each group's first chunk as
+  # contents, so that the meta walk reaches all 160 chunks through their
+  # `references`, evaluated with the walk and without it.
+  meta = builtins.listToAttrs (
+    map (collectMeta: {
+      name = if collectMeta then "on" else "off";
+      value = host.portableService (
+        closures.large
+        // {
+          contents = map group largeGroups;
+          inherit collectMeta;
+        }
+      );
+    }) [ true false ]
+  );
+
   # bench/ddi: the large closure's image (xz, the default) in both formats.
   ddi = {
     squashfs = withNonce (host.portableService closures.large);
@@ -229,5 +263,5 @@ let
   };
 in
 {
-  inherit images extension layered ddi;
+  inherit images extension layered ddi meta;
 }

@@ -129,6 +129,11 @@ in
   # result): it holds only the store paths the base lacks, and is attached
   # with `portablectl attach --extension THIS.raw BASE.raw PNAME`.
   base ? null,
+  # Whether to walk the derivations given as units, contents and layers'
+  # roots, and their inputs, for nixpkgs' meta (licences, description,
+  # homepage), which the image's manifest keeps for
+  # `portable-service-builder sbom` (nix/meta.nix says what it reads).
+  collectMeta ? true,
   # Merged into the result's meta and passthru.
   meta ? { },
   passthru ? { },
@@ -241,6 +246,7 @@ let
     (check (rules.compression squash-compression))
     (check (rules.blockSize squash-block-size))
     (check (rules.format format))
+    (builtins.isBool collectMeta || fail "collectMeta must be true or false, not ${builtins.toJSON collectMeta}")
     (isStoreObject squashfsPackage || fail "squashfsTools must be a package providing bin/mksquashfs")
   ];
 
@@ -281,7 +287,7 @@ let
     hostSystem = if stdenv != null then stdenv.hostPlatform.system else system;
     builder = "${portable-service-builder}/bin/portable-service-builder";
     __structuredAttrs = true;
-    attrsVersion = 2;
+    attrsVersion = 3;
     squashCompression = concatStringsSep " " compression;
     squashBlockSize = toString blockSize;
     mksquashfs = "${squashfsPackage}/bin/mksquashfs";
@@ -294,6 +300,13 @@ let
       else
         null;
   };
+
+  # The store paths the arguments name: the closure's roots.
+  roots =
+    map (u: u.path) unitEntries
+    ++ map (c: storePathOf "contents" c) contents
+    ++ map (s: storePathOf "symlink '${s.symlink}' object" s.object) symlinkList
+    ++ layered.roots;
 
   # The image, or its final layer: everything but what the layers hold.
   imageJob = derivation (
@@ -314,12 +327,16 @@ let
       mountPoints = mountPointList;
       # A final layer is squashfs; the assembly makes the image's format.
       format = if layered.none then format else "squashfs";
+      inherit roots;
+      packageMeta =
+        if collectMeta then
+          import ./meta.nix (
+            map (u: if isDerivation u then u else u.file or null) units ++ contents ++ builtins.concatLists layered.list
+          )
+        else
+          [ ];
       exportReferencesGraph = {
-        closure =
-          map (u: u.path) unitEntries
-          ++ map (c: storePathOf "contents" c) contents
-          ++ map (s: storePathOf "symlink '${s.symlink}' object" s.object) symlinkList
-          ++ layered.roots;
+        closure = roots;
       }
       // (if layered.none then { } else { layered = layered.roots; });
     }
@@ -364,12 +381,28 @@ let
       );
   };
 
+  # `portable-service-builder sbom` on the image: its CycloneDX document,
+  # the bytes `sbom` prints for the built image, by construction. No
+  # SOURCE_DATE_EPOCH here, so no timestamp.
+  sbom = derivation {
+    name = "${pname}_${version}.cdx.json";
+    inherit (image) system;
+    builder = "${portable-service-builder}/bin/portable-service-builder";
+    args = [
+      "sbom"
+      "${image}/${fileName}"
+      "--output"
+      (builtins.placeholder "out")
+    ];
+  };
+
   allPassthru = {
     imageFileName = fileName;
     imagePath = "${image}/${fileName}";
     tests = {
       inherit verify;
     };
+    inherit sbom;
     inherit isExtension;
     # The unit names known at evaluation time (those inside directories
     # are only known to the build), for extensions' checks.

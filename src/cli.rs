@@ -1,7 +1,8 @@
 /*!
 The command line. Without arguments the builder does what Nix runs it for:
 the job that `.attrs.json` describes. `inspect` and `verify` read an image
-back; `sign` signs a disk image, outside Nix, where the key is.
+back, and `sbom` writes its CycloneDX document; `sign` signs a disk image,
+outside Nix, where the key is.
 */
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,12 +14,13 @@ use anyhow::{bail, Result};
 
 use crate::builder;
 use crate::ddi::signature::{Openssl, Signer};
-use crate::image::{inspect, sign, verify};
+use crate::image::{inspect, sbom, sign, verify};
 
 const USAGE: &str = "\
 usage: portable-service-builder [build]
        portable-service-builder inspect IMAGE [--json]
        portable-service-builder verify IMAGE [--base BASE] [--certificate CERT.pem] [--report FILE]
+       portable-service-builder sbom IMAGE [--output FILE]
        portable-service-builder sign IMAGE --key KEY.pem --certificate CERT.pem --output OUT.raw [--passin ARG]
 
   build    do the job .attrs.json describes ($NIX_ATTRS_JSON_FILE or
@@ -32,6 +34,10 @@ usage: portable-service-builder [build]
            --certificate, a disk image's signature; --report writes the
            result to FILE. Exit status 0 when all holds, 1 with one line
            per finding, 2 on an error
+  sbom     write IMAGE's CycloneDX 1.6 SBOM (JSON) to standard output, or
+           to FILE: its store paths with their hashes, references and
+           licences, from the manifest; no timestamp unless
+           SOURCE_DATE_EPOCH is set
   sign     write OUT.raw: the disk image IMAGE, which must pass verify,
            with a signature of its root hash by KEY.pem (with `openssl`;
            --passin as openssl takes it, for an encrypted key) and
@@ -50,6 +56,10 @@ pub enum Command {
         base: Option<PathBuf>,
         certificate: Option<PathBuf>,
         report: Option<PathBuf>,
+    },
+    Sbom {
+        image: PathBuf,
+        output: Option<PathBuf>,
     },
     Sign {
         image: PathBuf,
@@ -162,6 +172,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
         "build" | "help" => (&[], &[]),
         "inspect" => (&["--json"], &[]),
         "verify" => (&[], &["--base", "--certificate", "--report"]),
+        "sbom" => (&[], &["--output"]),
         "sign" => (&[], &["--key", "--certificate", "--output", "--passin"]),
         other => bail!("unknown command '{other}'\n{USAGE}"),
     };
@@ -178,6 +189,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
             base: args.path("--base"),
             certificate: args.path("--certificate"),
             report: args.path("--report"),
+            image: args.image()?,
+        },
+        "sbom" => Command::Sbom {
+            output: args.path("--output"),
             image: args.image()?,
         },
         "sign" => Command::Sign {
@@ -209,6 +224,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<ExitCode> {
             if !holds {
                 return Ok(ExitCode::from(1));
             }
+        }
+        Command::Sbom { image, output } => {
+            sbom::run(&image, output.as_deref())?
         }
         Command::Sign { image, key, certificate, output, passin } => {
             let signer = Signer::read(&key, &certificate, passin)?;
@@ -271,6 +289,13 @@ mod tests {
                 certificate: "c.pem".into(),
                 output: "o.raw".into(),
                 passin: None,
+            }
+        );
+        assert_eq!(
+            parse_str(&["sbom", "a.raw", "--output", "a.json"]).unwrap(),
+            Command::Sbom {
+                image: "a.raw".into(),
+                output: Some("a.json".into())
             }
         );
         assert_eq!(parse_str(&["inspect", "-h"]).unwrap(), Command::Help);

@@ -95,7 +95,7 @@ fn minimal_image_layout() {
         &image.cat("usr/lib/portable-service/closure.json"),
     )
     .unwrap();
-    assert_eq!(closure["closureVersion"], 1);
+    assert_eq!(closure["closureVersion"], 2);
     let described: Vec<String> = closure["paths"]
         .as_array()
         .unwrap()

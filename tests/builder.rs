@@ -89,7 +89,7 @@ fn malformed_attrs() {
     let mut attrs = demo_attrs(dir.path());
     attrs["attrsVersion"] = 7.into();
     fails(&attrs, dir.path())
-        .says(&["has attrsVersion 7, but this builder reads version 2"]);
+        .says(&["has attrsVersion 7, but this builder reads version 3"]);
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! Layered images, built by the real nix-build in the sandbox: the same
-//! tree as the unlayered image of the same arguments (listing and file
-//! contents, by unsquashfs), for 1, 2 and 5 layers and every compressor;
+//! tree as the unlayered image of the same arguments, the layers' roots
+//! as contents (listing and file contents, by unsquashfs), for 1, 2 and 5 layers and every compressor;
 //! an app change rebuilds only the final layer and the assembly; a damaged
 //! layer is refused.
 
@@ -39,12 +39,17 @@ fn image(layers: &str, extra: &str) -> String {
     } else {
         format!("layers = {layers};")
     };
+    image_with(&layers, "", extra)
+}
+
+/// The image with `layers` (Nix bindings), and `more` contents.
+fn image_with(layers: &str, more: &str, extra: &str) -> String {
     format!(
         r#"{PACKAGES} portableService {{
              pname = "layered";
              version = "1.0";
              units = [ (writeText "layered.service" "[Service]\nExecStart=${{busybox}}/bin/sleep 1\n") ];
-             contents = [ p1 p2 p3 p4 p5 all ];
+             contents = [ p1 p2 p3 p4 p5 all ]{more};
              {layers}
              {extra}
            }}"#
@@ -62,10 +67,13 @@ fn unpack(image: &Path, dir: &Path) -> String {
     String::from_utf8(listing).unwrap()
 }
 
-/// Builds both images and asserts the same tree and contents.
+/// Builds both images and asserts the same tree and contents. The
+/// unlayered image has the layers' roots as contents, which they are (the
+/// manifest records both among the image's roots).
 #[track_caller]
 fn assert_same_as_unlayered(layers: &str, extra: &str) -> PathBuf {
-    let plain = build(&image("", extra)).join("layered_1.0.raw");
+    let more = format!(" ++ builtins.concatLists {layers}");
+    let plain = build(&image_with("", &more, extra)).join("layered_1.0.raw");
     let layered = build(&image(layers, extra)).join("layered_1.0.raw");
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("plain"), dir.path().join("layered"));
@@ -215,7 +223,7 @@ fn a_truncated_layer_is_refused() {
     for format in ["squashfs", "ddi"] {
         let image_out = dir.path().join(format!("out-{format}"));
         let attrs = serde_json::json!({
-            "attrsVersion": 2,
+            "attrsVersion": 3,
             "kind": "assemble",
             "layers": [truncated, final_layer],
             "fileName": "layered_1.0.raw",

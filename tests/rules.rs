@@ -105,7 +105,7 @@ fn config(
         .collect();
     let base = json!({ "image": "/base/runtime_1.0.raw", "pname": "runtime" });
     let attrs = json!({
-        "attrsVersion": 2,
+        "attrsVersion": 3,
         "pname": "demo",
         "version": "1.0",
         "units": [{ "name": "demo.service", "path": UNIT, "explicitName": false }],
@@ -119,6 +119,8 @@ fn config(
         "hostSystem": "x86_64-linux",
         "mksquashfs": "/bin/mksquashfs",
         "closure": closure,
+        "roots": [UNIT],
+        "packageMeta": [],
         "outputs": { "out": "/nix/store/6nfb4995bpj54nsc3abjm3z60f0nfwgf-out" },
         "base": if extension { base } else { Value::Null },
     });

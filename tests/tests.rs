@@ -42,6 +42,10 @@ mod services;
 // inspect and verify on real images, good and broken.
 mod verify;
 
+// sbom: CycloneDX documents of real images, validated by
+// cyclonedx-python-lib and checked against the Nix store.
+mod sbom;
+
 // Discoverable Disk Images: the GPT, dm-verity and signatures against
 // veritysetup, sfdisk, systemd-dissect, systemd-repart, openssl, certtool.
 mod ddi;

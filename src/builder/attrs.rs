@@ -13,7 +13,10 @@ A derivation is one of three jobs, by its `kind`:
 
 - `image` (the default): an image, or the final layer of a layered image
   (`layered` then names the store paths the other layers hold, which it
-  leaves out, and `outputFile` the file it writes);
+  leaves out, and `outputFile` the file it writes), with `roots`, the
+  store paths its arguments name, and `packageMeta`, what `nix/meta.nix`
+  found of their packages (see `crate::manifest::meta`), for the
+  manifest;
 - `layer`: one layer of a layered image, the store paths of its roots'
   closure that earlier layers (and an extension's base) do not hold;
 - `assemble`: the image made of the layers' files.
@@ -25,9 +28,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
+use crate::manifest::meta::PackageMeta;
 use crate::nix::path_info::PathInfo;
+use crate::nix::store_path::StorePath;
 
-pub const ATTRS_VERSION: u32 = 2;
+/// 3: `roots` and `packageMeta` (2 had neither).
+pub const ATTRS_VERSION: u32 = 3;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -43,6 +49,11 @@ pub struct Attrs {
     #[serde(flatten)]
     pub squashfs: SquashfsAttrs,
     pub closure: Vec<PathInfo>,
+    /// The store paths the arguments name: the roots of `closure`.
+    pub roots: Vec<StorePath>,
+    /// What nixpkgs' `meta` says of the derivations the Nix function
+    /// reached, with their output paths (outside the closure among them).
+    pub package_meta: Vec<PackageMetaAttr>,
     #[serde(flatten)]
     pub outputs: Outputs,
     /// For an extension image: the image it extends.
@@ -54,6 +65,14 @@ pub struct Attrs {
     pub output_file: Option<String>,
     #[serde(flatten)]
     pub format: FormatAttrs,
+}
+
+/// One entry of `packageMeta`: a derivation's output paths and its meta.
+#[derive(Debug, Deserialize)]
+pub struct PackageMetaAttr {
+    pub paths: Vec<StorePath>,
+    #[serde(flatten)]
+    pub meta: PackageMeta,
 }
 
 /// A layer of a layered image.

@@ -7,7 +7,7 @@ time: the builder can be run without the Nix function, and some values
 (the units inside directories) are only known when it runs.
 */
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -19,6 +19,7 @@ use crate::builder::mksquashfs::Settings;
 use crate::builder::mount_points::MountPointArg;
 use crate::builder::symlink::Symlink;
 use crate::builder::units::UnitSource;
+use crate::manifest::meta::PackageMeta;
 use crate::nix::store_path::StorePath;
 use crate::systemd::image_name;
 
@@ -37,6 +38,10 @@ pub struct Config {
     /// The output directory; the image is `out/file_name`.
     pub out: PathBuf,
     pub closure: Closure,
+    /// The store paths the arguments name, sorted.
+    pub roots: Vec<StorePath>,
+    /// What nixpkgs' meta says of the closure's store paths.
+    pub package_meta: BTreeMap<StorePath, PackageMeta>,
     /// Set for an extension image.
     pub base: Option<BaseArg>,
     /// For the final layer of a layered image: the store paths the other
@@ -55,6 +60,22 @@ impl Config {
         let squashfs = Settings::from_attrs(&attrs.squashfs)?;
         let format = ImageFormat::from_attrs(&attrs.format)?;
         let closure = Closure::new(attrs.closure)?;
+        let mut roots = attrs.roots;
+        roots.sort();
+        roots.dedup();
+        if let Some(root) = roots.iter().find(|r| !closure.contains(r)) {
+            bail!("the root {root} is not in the closure");
+        }
+        // The walk reaches build inputs too: only what the image holds
+        // (or leaves to its base) is kept.
+        let package_meta = attrs
+            .package_meta
+            .into_iter()
+            .flat_map(|m| {
+                m.paths.into_iter().map(move |p| (p, m.meta.clone()))
+            })
+            .filter(|(path, _)| closure.contains(path))
+            .collect();
 
         let mut units = Vec::new();
         for unit in attrs.units {
@@ -119,6 +140,8 @@ impl Config {
             squashfs,
             out,
             closure,
+            roots,
+            package_meta,
             base: attrs.base,
             layered: attrs.layered.into_iter().map(|i| i.path).collect(),
             output_file: attrs.output_file,

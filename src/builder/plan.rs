@@ -91,7 +91,7 @@ pub fn plan(
 }
 
 /// What the image holds: the whole closure, or for an extension the part
-/// of it its base lacks.
+/// of it its base lacks; its roots, and the meta of its whole closure.
 fn manifest_for(config: &Config, base: Option<&BaseImage>) -> Manifest {
     let in_base = |p| base.is_some_and(|b| b.paths.contains(p));
     Manifest {
@@ -102,6 +102,8 @@ fn manifest_for(config: &Config, base: Option<&BaseImage>) -> Manifest {
             .filter(|i| !in_base(&i.path))
             .cloned()
             .collect(),
+        roots: Some(config.roots.clone()),
+        meta: config.package_meta.clone(),
         base: base.map(|b| ManifestBase {
             image_file_name: b.image_file_name.clone(),
             sysext_level: b.sysext_level.clone(),
@@ -162,7 +164,7 @@ mod tests {
 
     fn config(symlinks: serde_json::Value) -> Config {
         let attrs: Attrs = serde_json::from_value(serde_json::json!({
-            "attrsVersion": 2,
+            "attrsVersion": 3,
             "pname": "demo",
             "version": "1.0",
             "units": [{ "name": "demo.service", "path": UNIT, "explicitName": false }],
@@ -179,6 +181,8 @@ mod tests {
                 { "path": BASH, "narHash": "", "narSize": 1, "references": [] },
                 { "path": UNIT, "narHash": "", "narSize": 1, "references": [BASH] },
             ],
+            "roots": [UNIT],
+            "packageMeta": [],
             "outputs": { "out": "/nix/store/6nfb4995bpj54nsc3abjm3z60f0nfwgf-out" },
         }))
         .unwrap();

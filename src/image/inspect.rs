@@ -2,9 +2,10 @@
 `portable-service-builder inspect IMAGE [--json]`: what an image holds,
 read from the image file without root and without mounting it: its
 release data, the units portabled would attach (and those it would
-ignore, with why), its symlinks, its store paths with their sizes, and the
+ignore, with why), its symlinks, its store paths with their sizes, the
 image's compressor, block size and size; for a disk image, its
-partitions and dm-verity root hash.
+partitions and dm-verity root hash; and whether `sbom` can write its
+SBOM, from which version of the manifest.
 */
 
 use std::fmt::Write as _;
@@ -128,6 +129,27 @@ pub fn render(facts: &Facts) -> String {
             let _ = writeln!(out, "  {path}");
         }
     }
+    let _ = match &facts.manifest {
+        Ok(m) if m.roots.is_some() => writeln!(
+            out,
+            "\nSBOM: `portable-service-builder sbom` writes it from manifest \
+             version {}, with what nixpkgs' meta says (licences, \
+             descriptions, homepages) of {} of its store paths, and the \
+             image's own dependencies",
+            m.closure_version,
+            m.meta.len()
+        ),
+        Ok(m) => writeln!(
+            out,
+            "\nSBOM: `portable-service-builder sbom` writes it from manifest \
+             version {}, which records no licences, descriptions or \
+             homepages, nor what the image itself depends on",
+            m.closure_version
+        ),
+        Err(why) => {
+            writeln!(out, "\nSBOM: none can be written: {}", text::line(why))
+        }
+    };
     out
 }
 

@@ -181,6 +181,8 @@ pub struct Facts {
     /// The manifest, or why it could not be read.
     #[serde(skip)]
     pub manifest: Result<Manifest, String>,
+    /// The manifest's version (`sbom` reads licences and roots from 2 on).
+    pub manifest_version: Option<u32>,
     /// Every entry outside the store: what the layout fixes, mount points,
     /// symlinks and units.
     #[serde(skip)]
@@ -371,6 +373,7 @@ pub fn survey(image: &Image, file_name: &str) -> Result<Facts> {
         store_strays,
         oddities,
         base: manifest.as_ref().ok().and_then(|m| m.base.clone()),
+        manifest_version: manifest.as_ref().ok().map(|m| m.closure_version),
         manifest,
         outside_store,
     })
@@ -587,6 +590,10 @@ pub mod fixture {
             store_strays: vec![],
             oddities: vec![],
             base: manifest.as_ref().ok().and_then(|m| m.base.clone()),
+            manifest_version: manifest
+                .as_ref()
+                .ok()
+                .map(|m| m.closure_version),
             manifest,
             outside_store,
         }

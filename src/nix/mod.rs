@@ -1,10 +1,12 @@
 /*!
-Nix's own formats, with no knowledge of images: store paths, Nix's
-base-32, the NAR archive and its hash, and what Nix records of a store
-path. The crate `nix-compat` would hold these, but on crates.io it is an
-empty placeholder.
+Nix's own formats, with no knowledge of images: store paths and how
+`builtins.parseDrvName` splits their names, Nix's base-32, the NAR
+archive and its hash, and what Nix records of a store path. The crate
+`nix-compat` would hold these, but on crates.io it is an empty
+placeholder.
 */
 
+pub mod drv_name;
 pub mod nar;
 pub mod nixbase32;
 pub mod path_info;
