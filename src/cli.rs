@@ -1,7 +1,8 @@
 /*!
 The command line. Without arguments the builder does what Nix runs it for:
 the job that `.attrs.json` describes. `inspect` and `verify` read an image
-back; `sign` signs a disk image, outside Nix, where the key is.
+back; `sign` signs a disk image, outside Nix, where the key is;
+`publish` adds releases to a feed that hosts follow.
 */
 
 use std::collections::BTreeMap;
@@ -14,12 +15,14 @@ use anyhow::{bail, Result};
 use crate::builder;
 use crate::ddi::signature::{Openssl, Signer};
 use crate::image::{inspect, survey, verify};
+use crate::publish;
 
 const USAGE: &str = "\
 usage: portable-service-builder [build]
        portable-service-builder inspect IMAGE [--json]
        portable-service-builder verify IMAGE [--base BASE] [--certificate CERT.pem] [--report FILE]
        portable-service-builder sign IMAGE --key KEY.pem --certificate CERT.pem --output OUT.raw [--passin ARG]
+       portable-service-builder publish DIR [RELEASE|FILE...] [--keep N] [--gpg-key ID [--gpg-homedir DIR]]
 
   build    do the job .attrs.json describes ($NIX_ATTRS_JSON_FILE or
            $NIX_BUILD_TOP/.attrs.json): what Nix runs, and the default
@@ -35,6 +38,13 @@ usage: portable-service-builder [build]
   sign     write OUT.raw: the disk image IMAGE with a signature of its root
            hash by KEY.pem (with `openssl`; --passin as openssl takes it,
            for an encrypted key) and CERT.pem, its certificate
+  publish  add releases (directories with a SHA256SUMS, as passthru.release
+           builds them) or files to the feed DIR, which a web server serves
+           to hosts that follow it with systemd-sysupdate, and rewrite its
+           SHA256SUMS over every file there; --keep N keeps the newest N
+           versions of each image name; --gpg-key signs SHA256SUMS
+           (SHA256SUMS.gpg) with gpg and that key, from --gpg-homedir's
+           keyring or gpg's own
 ";
 
 #[derive(Debug, PartialEq, Eq)]
@@ -57,6 +67,7 @@ pub enum Command {
         output: PathBuf,
         passin: Option<OsString>,
     },
+    Publish(publish::Request),
     Help,
 }
 
@@ -124,6 +135,54 @@ fn arguments(
     Ok(parsed)
 }
 
+/// `publish`'s arguments: DIR, then releases and files, and its options,
+/// each given once.
+fn publish_arguments(args: Vec<OsString>) -> Result<publish::Request> {
+    let mut positional = Vec::new();
+    let mut values: BTreeMap<&'static str, OsString> = BTreeMap::new();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let text = arg.to_string_lossy().into_owned();
+        let option = ["--keep", "--gpg-key", "--gpg-homedir"]
+            .into_iter()
+            .find(|o| *o == text);
+        if let Some(option) = option {
+            match args.next() {
+                Some(value) if !value.to_string_lossy().starts_with("--") => {
+                    if values.insert(option, value).is_some() {
+                        bail!("{option} is given twice\n{USAGE}");
+                    }
+                }
+                _ => bail!("{option} needs a value\n{USAGE}"),
+            }
+        } else if text.starts_with('-') {
+            bail!("unknown option '{text}'\n{USAGE}");
+        } else {
+            positional.push(PathBuf::from(arg));
+        }
+    }
+    if positional.is_empty() {
+        bail!("publish needs the feed's DIR\n{USAGE}");
+    }
+    let dir = positional.remove(0);
+    let keep = match values.remove("--keep") {
+        None => None,
+        Some(n) => match n.to_str().and_then(|n| n.parse::<usize>().ok()) {
+            Some(n) if n > 0 => Some(n),
+            _ => bail!(
+                "--keep {}: give how many versions of each image to keep, \
+                 1 or more",
+                n.to_string_lossy()
+            ),
+        },
+    };
+    let signing = publish::signing(
+        values.remove("--gpg-key"),
+        values.remove("--gpg-homedir").map(PathBuf::from),
+    )?;
+    Ok(publish::Request { dir, inputs: positional, keep, signing })
+}
+
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
     let mut args = args.into_iter();
     let Some(command) = args.next() else {
@@ -164,6 +223,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
                 image: parsed.image,
             }
         }
+        "publish" => Command::Publish(publish_arguments(rest)?),
         "-h" | "--help" | "help" => Command::Help,
         other => bail!("unknown command '{other}'\n{USAGE}"),
     };
@@ -208,6 +268,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<ExitCode> {
                 signed.root_hash_hex()
             );
         }
+        Command::Publish(request) => print!("{}", publish::run(&request)?),
         Command::Help => print!("{USAGE}"),
     }
     Ok(ExitCode::SUCCESS)
@@ -261,6 +322,28 @@ mod tests {
                 passin: None,
             }
         );
+        assert_eq!(
+            parse_str(&[
+                "publish",
+                "feed",
+                "r1",
+                "--keep",
+                "2",
+                "a.raw",
+                "--gpg-key",
+                "K"
+            ])
+            .unwrap(),
+            Command::Publish(publish::Request {
+                dir: "feed".into(),
+                inputs: vec!["r1".into(), "a.raw".into()],
+                keep: Some(2),
+                signing: Some(publish::gpg::Signing {
+                    key: "K".into(),
+                    homedir: None
+                }),
+            })
+        );
         assert_eq!(parse_str(&["inspect", "-h"]).unwrap(), Command::Help);
     }
 
@@ -277,6 +360,15 @@ mod tests {
             (&["inspect", "a", "--jsn"], "unknown option '--jsn'"),
             (&["sign", "a", "--key", "k"], "--certificate is needed"),
             (&["build", "x"], "build takes no arguments"),
+            (&["publish"], "publish needs the feed's DIR"),
+            (&["publish", "d", "--keep", "0"], "--keep 0: give how many"),
+            (&["publish", "d", "--keep", "x"], "--keep x: give how many"),
+            (
+                &["publish", "d", "--keep", "1", "--keep", "2"],
+                "--keep is given twice",
+            ),
+            (&["publish", "d", "--gpg-homedir", "h"], "--gpg-homedir names"),
+            (&["publish", "d", "--sign"], "unknown option '--sign'"),
             (&["x"], "unknown command 'x'"),
         ] {
             let err = parse_str(bad).unwrap_err().to_string();
