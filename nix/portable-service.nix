@@ -374,6 +374,21 @@ let
     # The unit names known at evaluation time (those inside directories
     # are only known to the build), for extensions' checks.
     unitNames = map (u: u.name) namedUnits;
+    # The image as a feed of one version: the file and its SHA256SUMS,
+    # which `portable-service-builder publish` adds to a feed.
+    release = import ./release.nix { inherit portable-service-builder; } {
+      inherit pname version system;
+      image = "${image}/${fileName}";
+      # The SBOM goes here, once passthru.sbom exists: its file, named
+      # "${fileName}.<suffix>" (say "${sbom}/${fileName}.cdx.json"), so
+      # that publish keeps and prunes it with the image.
+      companions = [ ];
+    };
+    # { url; verify ? true; instancesMax ? 2; }: what a host lays over its
+    # / to follow that feed with systemd-sysupdate.
+    sysupdate = import ./sysupdate.nix { inherit portable-service-builder fail; } {
+      inherit pname system;
+    };
   } // passthru;
 in
 checked (argumentChecks ++ unitChecks ++ symlinkChecks ++ mountPointChecks ++ layered.checks ++ baseChecks) (

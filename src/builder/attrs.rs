@@ -16,7 +16,9 @@ A derivation is one of three jobs, by its `kind`:
   leaves out, and `outputFile` the file it writes);
 - `layer`: one layer of a layered image, the store paths of its roots'
   closure that earlier layers (and an extension's base) do not hold;
-- `assemble`: the image made of the layers' files.
+- `assemble`: the image made of the layers' files;
+- `sysupdate`: no image, but what a host needs to follow a feed of one
+  (`crate::host`).
 */
 
 use std::collections::BTreeMap;
@@ -129,6 +131,7 @@ pub enum Job {
     Image(Box<Attrs>),
     Layer(LayerAttrs),
     Assemble(AssembleAttrs),
+    Sysupdate(crate::host::HostAttrs),
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -220,9 +223,12 @@ impl Job {
             Some("assemble") => Job::Assemble(
                 serde_json::from_str(&text).with_context(parsing)?,
             ),
+            Some("sysupdate") => Job::Sysupdate(
+                serde_json::from_str(&text).with_context(parsing)?,
+            ),
             Some(other) => bail!(
                 "{} asks for a job of kind '{other}', which this builder \
-                 does not know (image, layer, assemble)",
+                 does not know (image, layer, assemble, sysupdate)",
                 path.display()
             ),
         };
