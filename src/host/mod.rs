@@ -7,7 +7,7 @@ etc/sysupdate.NAME.d/NAME.transfer        what systemd-sysupdate installs
 etc/sysupdate.NAME.d/NAME.conf            the same, for systemd before 257
 etc/systemd/system/portable-update@.service   runs `portable-update update %i`
 etc/systemd/system/portable-update@.timer     every hour
-etc/systemd/system/timers.target.wants/portable-update@NAME.timer -> ../portable-update@.timer
+etc/systemd/system/timers.target.wants/portable-update@NAME.timer -> /etc/systemd/system/portable-update@.timer
 usr/local/sbin/portable-update            installs, moves attachments, rolls back
 ```
 
@@ -154,7 +154,9 @@ pub fn write(attrs: &HostAttrs) -> Result<()> {
     fs::create_dir_all(&wants)
         .with_context(|| format!("cannot create {}", wants.display()))?;
     let link = wants.join(format!("portable-update@{pname}.timer"));
-    symlink("../portable-update@.timer", &link)
+    // Where `systemctl enable` points it: systemctl is-enabled does not
+    // take a relative link for the unit enabled (systemd 262).
+    symlink("/etc/systemd/system/portable-update@.timer", &link)
         .with_context(|| format!("cannot create {}", link.display()))?;
     Ok(())
 }

@@ -6,7 +6,9 @@
 # carry no /usr/bin, which is how check.sh tells the image's root from the
 # container's. Ports: demo 8080, long-run 8081, greet instances 8082/8083,
 # hello (an extension of runtime) 8084, stack 8085, the disk images
-# verified 8086 and sealed 8087, webapp 8090.
+# verified 8086 and sealed 8087, webapp 8090; for the release feed
+# (`sysupdate`, not among the images the containers start with): counter
+# 8095, vault 8096, the feed itself 8098.
 let
   host = import ../../nix/host.nix { };
   inherit (host)
@@ -349,6 +351,115 @@ let
       ];
     };
 
+  # A stateful service whose versions a host gets from a feed: each visit
+  # (socket-activated, port 8095) counts on in the state directory, which
+  # outlives versions, and says the version that answered.
+  # counter-report.service is never started: a move to a new version must
+  # not start it.
+  counter =
+    version:
+    let
+      handler = writeScript "counter-handler" ''
+        #!${busybox}/bin/sh
+        bb=${busybox}/bin/busybox
+        cr=$(printf '\r')
+        while read -r line; do
+          case "$line" in "" | "$cr") break ;; esac
+        done
+        count=$(( $($bb cat "$STATE_DIRECTORY/count" 2>/dev/null || echo 0) + 1 ))
+        echo "$count" > "$STATE_DIRECTORY/count"
+        printf 'HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n'
+        echo "version=${version}"
+        echo "count=$count"
+      '';
+    in
+    portableService {
+      pname = "counter";
+      inherit version;
+      description = "Acceptance test: a service a host updates from a feed";
+      units = [
+        (writeText "counter.socket" ''
+          [Socket]
+          ListenStream=8095
+          Accept=yes
+
+          [Install]
+          WantedBy=sockets.target
+        '')
+        {
+          name = "counter@.service";
+          file = writeText "counter-at.service" ''
+            [Service]
+            DynamicUser=yes
+            StateDirectory=counter
+            ExecStart=${handler}
+            StandardInput=socket
+            StandardOutput=socket
+            StandardError=journal
+          '';
+        }
+        (writeText "counter-report.service" ''
+          [Service]
+          Type=oneshot
+          ExecStart=${busybox}/bin/echo counter-report ran
+        '')
+      ];
+    };
+
+  # A disk image a host gets from a feed, signed by tests/systemd/run as a
+  # release would be: its service needs device-mapper to start, which this
+  # machine's kernel lacks.
+  vault =
+    version:
+    portableService {
+      pname = "vault";
+      inherit version;
+      description = "Acceptance test: a disk image a host updates from a feed";
+      format = "ddi";
+      units = [
+        (writeText "vault.service" ''
+          [Service]
+          ExecStart=${busybox}/bin/httpd -f -p 8096 -h ${longRunWww}
+        '')
+      ];
+    };
+
+  # What the sysupdate scenario publishes and lays over the host: releases
+  # of counter 1 to 3, the vault images (signed by the harness, then
+  # published as files), and the host trees, with and without checking
+  # signatures.
+  feedUrl = "http://127.0.0.1:8098/";
+  counters = map counter [
+    "1"
+    "2"
+    "3"
+  ];
+  vaults = map vault [
+    "1"
+    "2"
+  ];
+  sysupdate = runCommand "portable-service-test-sysupdate" { } (
+    ''
+      mkdir -p "$out/releases" "$out/host"
+      ln -s ${(builtins.head counters).sysupdate { url = feedUrl; }} "$out/host/counter"
+      ln -s ${
+        (builtins.head counters).sysupdate {
+          url = feedUrl;
+          verify = false;
+        }
+      } "$out/host/counter-unverified"
+      ln -s ${(builtins.head vaults).sysupdate { url = feedUrl; }} "$out/host/vault"
+    ''
+    + builtins.concatStringsSep "" (
+      map (c: ''
+        ln -s ${c.release} "$out/releases/counter-${c.version}"
+      '') counters
+      ++ map (v: ''
+        ln -s ${v.imagePath} "$out/${v.imageFileName}"
+      '') vaults
+    )
+  );
+
   images = {
     inherit (host) demo;
     verified = diskImage "verified" 8086;
@@ -368,6 +479,7 @@ let
 in
 images
 // {
+  inherit sysupdate;
   all = runCommand "portable-service-test-images" { } (
     ''
       mkdir -p "$out"
