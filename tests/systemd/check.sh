@@ -1158,8 +1158,47 @@ vault_installed() {
   dissect_verity "$IMAGES/vault_$version.raw" signed
 }
 
+# tool, an extension of kit: both from the signed feed, each a component.
+kit_tool_host() {
+  counter_signed_by feed "$SYSUPDATE_INPUTS/releases/kit-1" "$SYSUPDATE_INPUTS/releases/tool-1"
+  host_tree kit
+  host_tree tool
+}
+
+kit_tool_installed() {
+  update_runs kit
+  update_runs tool
+  installed_exactly kit_ kit_1.raw
+  installed_exactly tool_ tool_1.raw
+}
+
+kit_tool_attach() {
+  run portablectl attach --now --extension "$IMAGES/tool_1.raw" "$IMAGES/kit_1.raw" tool
+  expect_active tool.service
+}
+
+tool_visit() {
+  local body
+  body=$(http_wait http://127.0.0.1:8097/cgi-bin/version)
+  printf '%s\n' "$body"
+  grep -qx "tool $1" <<<"$body" || fail "the answer is not from tool $1"
+  grep -qx "kit $1" <<<"$body" || fail "the answer is not from kit $1"
+}
+
+kit_tool_attached() {
+  attached_to tool.service "kit_$1.raw:$IMAGES/tool_$1.raw"
+}
+
+kit_tool_cleanup() {
+  systemctl stop tool.service 2>&1 || true
+  local v
+  for v in 1 2; do
+    portablectl detach --extension "$IMAGES/tool_$v.raw" "$IMAGES/kit_$v.raw" tool 2>&1 || true
+  done
+}
+
 sysupdate() {
-  scenario "release feed" 'portable-update@*' 'counter*' vault.service ps-feed.service
+  scenario "release feed" 'portable-update@*' 'counter*' vault.service tool.service ps-feed.service
   if ((PS_EXPECT_SYSTEMD < 257)); then
     record SKIP "systemd $PS_EXPECT_SYSTEMD has no systemd-sysupdate (Debian 12 does not ship it); the release flow needs 257 or later"
     return 0
@@ -1211,6 +1250,23 @@ sysupdate() {
   # current directory for one that matches every attachment, and refuses
   # to detach while counter.socket is active.
   step "detach removes it" run portablectl detach "$IMAGES/vault_2.raw"
+  step "publish adds kit 1 and tool 1, an extension of it; the host gets both trees" kit_tool_host
+  step "the update services install kit 1 and tool 1" kit_tool_installed
+  step "attach --now --extension tool_1.raw kit_1.raw tool" kit_tool_attach
+  step "tool 1 answers from kit 1" tool_visit 1
+  step "publish adds kit 2 alone" counter_signed_by feed "$SYSUPDATE_INPUTS/releases/kit-2"
+  step "kit's update installs kit 2 but does not move: tool 1 runs on kit 1 only" \
+    update_refused kit "do not run together"
+  step "tool 1 still answers from kit 1" tool_visit 1
+  step "the attachment is still kit 1 and tool 1" kit_tool_attached 1
+  step "publish adds tool 2, built on kit 2" counter_signed_by feed "$SYSUPDATE_INPUTS/releases/tool-2"
+  step "tool's update moves base and extension together" update_runs tool
+  step "the attachment is kit 2 and tool 2" kit_tool_attached 2
+  step "tool 2 answers from kit 2" tool_visit 2
+  step "kit's next update finds nothing left to move" update_runs kit
+  step "portable-update rollback kit tool returns to both 1" run portable-update rollback kit tool
+  step "tool 1 answers from kit 1 again" tool_visit 1
+  kit_tool_cleanup
   counter_cleanup
   portablectl detach "$IMAGES/vault_2.raw" 2>&1 || true
   systemctl stop ps-feed.service 2>&1 || true

@@ -8,7 +8,7 @@
 # hello (an extension of runtime) 8084, stack 8085, the disk images
 # verified 8086 and sealed 8087, webapp 8090; for the release feed
 # (`sysupdate`, not among the images the containers start with): counter
-# 8095, vault 8096, the feed itself 8098.
+# 8095, vault 8096, tool (an extension of kit) 8097, the feed itself 8098.
 let
   host = import ../../nix/host.nix { };
   inherit (host)
@@ -424,10 +424,64 @@ let
       ];
     };
 
+  # A base and an extension of it that a host updates from one feed, each
+  # its own component: tool V runs only on kit V (the extension's
+  # SYSEXT_LEVEL is its base's) and says both versions (port 8097).
+  kitGreeting =
+    version:
+    runCommand "kit-greeting-${version}" { } ''
+      mkdir -p "$out"
+      echo "kit ${version}" > "$out/greeting"
+    '';
+  kit =
+    version:
+    portableService {
+      pname = "kit";
+      inherit version;
+      description = "Acceptance test: a base a host updates from a feed";
+      units = [
+        (writeText "kit.service" ''
+          [Service]
+          ExecStart=${busybox}/bin/sleep infinity
+        '')
+      ];
+      contents = [
+        busybox
+        (kitGreeting version)
+      ];
+    };
+  tool =
+    version:
+    let
+      cgi = writeScript "tool-cgi" ''
+        #!${busybox}/bin/sh
+        echo "Content-Type: text/plain"
+        echo
+        echo "tool ${version}"
+        ${busybox}/bin/cat ${kitGreeting version}/greeting
+      '';
+      www = runCommand "tool-www-${version}" { } ''
+        mkdir -p "$out/cgi-bin"
+        cp ${cgi} "$out/cgi-bin/version"
+      '';
+    in
+    portableService {
+      pname = "tool";
+      inherit version;
+      description = "Acceptance test: an extension a host updates from a feed";
+      base = kit version;
+      units = [
+        (writeText "tool.service" ''
+          [Service]
+          ExecStart=${busybox}/bin/httpd -f -p 8097 -h ${www}
+        '')
+      ];
+    };
+
   # What the sysupdate scenario publishes and lays over the host: releases
-  # of counter 1 to 3, the vault images (signed by the harness, then
-  # published as files), and the host trees, with and without checking
-  # signatures.
+  # of counter 1 to 3, kit and tool 1 and 2, the vault images (signed by
+  # the harness, then published as files), and the host trees, counter's
+  # with and without checking signatures.
   feedUrl = "http://127.0.0.1:8098/";
   counters = map counter [
     "1"
@@ -435,6 +489,14 @@ let
     "3"
   ];
   vaults = map vault [
+    "1"
+    "2"
+  ];
+  kits = map kit [
+    "1"
+    "2"
+  ];
+  tools = map tool [
     "1"
     "2"
   ];
@@ -449,11 +511,13 @@ let
         }
       } "$out/host/counter-unverified"
       ln -s ${(builtins.head vaults).sysupdate { url = feedUrl; }} "$out/host/vault"
+      ln -s ${(builtins.head kits).sysupdate { url = feedUrl; }} "$out/host/kit"
+      ln -s ${(builtins.head tools).sysupdate { url = feedUrl; }} "$out/host/tool"
     ''
     + builtins.concatStringsSep "" (
-      map (c: ''
-        ln -s ${c.release} "$out/releases/counter-${c.version}"
-      '') counters
+      map (i: ''
+        ln -s ${i.release} "$out/releases/${i.pname}-${i.version}"
+      '') (counters ++ kits ++ tools)
       ++ map (v: ''
         ln -s ${v.imagePath} "$out/${v.imageFileName}"
       '') vaults
