@@ -144,6 +144,17 @@ pub fn plan(
             Some(there) if *there == addition.digest => {
                 present.push(name.clone());
             }
+            Some(there) if !listing.manifest.contains_key(name) => bail!(
+                "{} is in the feed's directory, not yet listed (left by a \
+                 publish that stopped, or put there by hand), with other \
+                 bytes (sha256 {}) than {} (sha256 {}): remove it, or \
+                 publish without {} to list it",
+                listing.dir.join(name).display(),
+                sha256sums::hex(there),
+                addition.source.display(),
+                sha256sums::hex(&addition.digest),
+                addition.source.display()
+            ),
             Some(there) => bail!(
                 "{} is already published with other bytes (sha256 {}), \
                  and {} has sha256 {}: a published version's files never \

@@ -232,6 +232,14 @@ fn refusals_change_nothing() {
         assert_eq!(contents(&feed), before, "{inputs:?} changed the feed");
     }
 
+    // A file there but not listed, with other bytes than the one given.
+    fs::write(feed.join("demo_3.raw"), "left by a publish that stopped")
+        .unwrap();
+    let err =
+        publish_error(&request(&feed, &[&file("demo_3.raw", "x")], None));
+    assert!(err.contains("not yet listed"), "{err}");
+    fs::remove_file(feed.join("demo_3.raw")).unwrap();
+
     // A feed that no longer matches its manifest is not published to.
     let new = file("demo_3.raw", "three");
     fs::write(feed.join("demo_1.0.raw"), "tampered").unwrap();
