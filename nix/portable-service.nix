@@ -281,13 +281,17 @@ let
 
   system = portable-service-builder.system or builtins.currentSystem;
 
+  # The version of the .attrs.json contract with the builder
+  # (src/builder/attrs.rs ATTRS_VERSION), for every job this file makes.
+  attrsVersion = 3;
+
   # What every job of this image's build shares.
   jobAttrs = discardReferences // {
     inherit system;
     hostSystem = if stdenv != null then stdenv.hostPlatform.system else system;
     builder = "${portable-service-builder}/bin/portable-service-builder";
     __structuredAttrs = true;
-    attrsVersion = 3;
+    inherit attrsVersion;
     squashCompression = concatStringsSep " " compression;
     squashBlockSize = toString blockSize;
     mksquashfs = "${squashfsPackage}/bin/mksquashfs";
@@ -385,7 +389,9 @@ let
   # the bytes `sbom` prints for the built image, by construction. No
   # SOURCE_DATE_EPOCH here, so no timestamp.
   sbom = derivation {
-    name = "${pname}_${version}.cdx.json";
+    # Named as a feed keeps it beside its image (publish takes a store
+    # object's name).
+    name = "${fileName}.cdx.json";
     inherit (image) system;
     builder = "${portable-service-builder}/bin/portable-service-builder";
     args = [
@@ -407,6 +413,20 @@ let
     # The unit names known at evaluation time (those inside directories
     # are only known to the build), for extensions' checks.
     unitNames = map (u: u.name) namedUnits;
+    # The image as a feed of one version: the file and its SHA256SUMS,
+    # which `portable-service-builder publish` adds to a feed.
+    release = import ./release.nix { inherit portable-service-builder; } {
+      inherit pname version system;
+      image = "${image}/${fileName}";
+      # Named "${fileName}.<suffix>", so that publish keeps and prunes it
+      # with the image.
+      companions = [ "${sbom}" ];
+    };
+    # { url; verify ? true; instancesMax ? 2; }: what a host lays over its
+    # / to follow that feed with systemd-sysupdate.
+    sysupdate = import ./sysupdate.nix { inherit portable-service-builder fail; } {
+      inherit pname system attrsVersion;
+    };
   } // passthru;
 in
 checked (argumentChecks ++ unitChecks ++ symlinkChecks ++ mountPointChecks ++ layered.checks ++ baseChecks) (

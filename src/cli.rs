@@ -2,7 +2,8 @@
 The command line. Without arguments the builder does what Nix runs it for:
 the job that `.attrs.json` describes. `inspect` and `verify` read an image
 back, and `sbom` writes its CycloneDX document; `sign` signs a disk image,
-outside Nix, where the key is.
+outside Nix, where the key is; `publish` adds releases to a feed that
+hosts follow.
 */
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,6 +16,7 @@ use anyhow::{bail, Result};
 use crate::builder;
 use crate::ddi::signature::{Openssl, Signer};
 use crate::image::{inspect, sbom, sign, verify};
+use crate::publish;
 
 const USAGE: &str = "\
 usage: portable-service-builder [build]
@@ -22,6 +24,7 @@ usage: portable-service-builder [build]
        portable-service-builder verify IMAGE [--base BASE] [--certificate CERT.pem] [--report FILE]
        portable-service-builder sbom IMAGE [--output FILE]
        portable-service-builder sign IMAGE --key KEY.pem --certificate CERT.pem --output OUT.raw [--passin ARG]
+       portable-service-builder publish DIR [RELEASE|FILE...] [--keep N] [--gpg-key ID [--gpg-homedir DIR]]
 
   build    do the job .attrs.json describes ($NIX_ATTRS_JSON_FILE or
            $NIX_BUILD_TOP/.attrs.json): what Nix runs, and the default
@@ -42,6 +45,13 @@ usage: portable-service-builder [build]
            with a signature of its root hash by KEY.pem (with `openssl`;
            --passin as openssl takes it, for an encrypted key) and
            CERT.pem, its certificate and no other
+  publish  add releases (directories with a SHA256SUMS, as passthru.release
+           builds them) or files to the feed DIR, which a web server serves
+           to hosts that follow it with systemd-sysupdate, and rewrite its
+           SHA256SUMS over every file there; --keep N keeps the newest N
+           versions of each image name; --gpg-key signs SHA256SUMS
+           (SHA256SUMS.gpg) with gpg and that key, from --gpg-homedir's
+           keyring or gpg's own
 ";
 
 #[derive(Debug, PartialEq, Eq)]
@@ -68,24 +78,30 @@ pub enum Command {
         output: PathBuf,
         passin: Option<OsString>,
     },
+    Publish(publish::Request),
     Help,
 }
 
-/// A command's arguments, read with lexopt: its one IMAGE, and its
-/// options, each given at most once.
+/// A command's arguments, read with lexopt: the values it is given, and
+/// its options, each given at most once.
 #[derive(Default)]
 struct Arguments {
-    image: Option<PathBuf>,
+    positional: Vec<PathBuf>,
     switches: BTreeSet<&'static str>,
     values: BTreeMap<&'static str, OsString>,
     help: bool,
 }
 
 impl Arguments {
+    /// The one IMAGE of a command that reads an image.
     fn image(&mut self) -> Result<PathBuf> {
-        match self.image.take() {
-            Some(image) => Ok(image),
-            None => bail!("an IMAGE is needed\n{USAGE}"),
+        match self.positional.len() {
+            0 => bail!("an IMAGE is needed\n{USAGE}"),
+            1 => Ok(self.positional.remove(0)),
+            _ => bail!(
+                "unexpected argument '{}'\n{USAGE}",
+                self.positional[1].display()
+            ),
         }
     }
 
@@ -120,14 +136,10 @@ fn arguments(
     let mut args = Arguments::default();
     while let Some(arg) = parser.next()? {
         let flag = match arg {
-            Arg::Value(value) if args.image.is_none() => {
-                args.image = Some(value.into());
+            Arg::Value(value) => {
+                args.positional.push(value.into());
                 continue;
             }
-            Arg::Value(value) => bail!(
-                "unexpected argument '{}'\n{USAGE}",
-                value.to_string_lossy()
-            ),
             Arg::Short('h') | Arg::Long("help") => {
                 args.help = true;
                 continue;
@@ -157,6 +169,31 @@ fn arguments(
     Ok(args)
 }
 
+/// `publish`'s arguments: DIR, then releases and files, and its options,
+/// each given once.
+/// `publish DIR [RELEASE|FILE...]` and its options.
+fn publish_request(args: &mut Arguments) -> Result<publish::Request> {
+    if args.positional.is_empty() {
+        bail!("publish needs the feed's DIR\n{USAGE}");
+    }
+    let dir = args.positional.remove(0);
+    let keep = match args.value("--keep") {
+        None => None,
+        Some(n) => match n.to_str().and_then(|n| n.parse::<usize>().ok()) {
+            Some(n) if n > 0 => Some(n),
+            _ => bail!(
+                "--keep {}: give how many versions of each image to keep, \
+                 1 or more",
+                n.to_string_lossy()
+            ),
+        },
+    };
+    let signing =
+        publish::signing(args.value("--gpg-key"), args.path("--gpg-homedir"))?;
+    let inputs = std::mem::take(&mut args.positional);
+    Ok(publish::Request { dir, inputs, keep, signing })
+}
+
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
     let mut parser = lexopt::Parser::from_args(args);
     let command = match parser.next()? {
@@ -173,6 +210,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
         "inspect" => (&["--json"], &[]),
         "verify" => (&[], &["--base", "--certificate", "--report"]),
         "sbom" => (&[], &["--output"]),
+        "publish" => (&[], &["--keep", "--gpg-key", "--gpg-homedir"]),
         "sign" => (&[], &["--key", "--certificate", "--output", "--passin"]),
         other => bail!("unknown command '{other}'\n{USAGE}"),
     };
@@ -191,6 +229,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
             report: args.path("--report"),
             image: args.image()?,
         },
+        "publish" => Command::Publish(publish_request(&mut args)?),
         "sbom" => Command::Sbom {
             output: args.path("--output"),
             image: args.image()?,
@@ -202,7 +241,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
             passin: args.value("--passin"),
             image: args.image()?,
         },
-        _ if args.image.is_some() => {
+        _ if !args.positional.is_empty() => {
             bail!("build takes no arguments\n{USAGE}")
         }
         _ => Command::Build,
@@ -238,6 +277,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<ExitCode> {
                 signed.root_hash_hex()
             );
         }
+        Command::Publish(request) => print!("{}", publish::run(&request)?),
         Command::Help => print!("{USAGE}"),
     }
     Ok(ExitCode::SUCCESS)
@@ -298,6 +338,28 @@ mod tests {
                 output: Some("a.json".into())
             }
         );
+        assert_eq!(
+            parse_str(&[
+                "publish",
+                "feed",
+                "r1",
+                "--keep",
+                "2",
+                "a.raw",
+                "--gpg-key",
+                "K"
+            ])
+            .unwrap(),
+            Command::Publish(publish::Request {
+                dir: "feed".into(),
+                inputs: vec!["r1".into(), "a.raw".into()],
+                keep: Some(2),
+                signing: Some(publish::gpg::Signing {
+                    key: "K".into(),
+                    homedir: None
+                }),
+            })
+        );
         assert_eq!(parse_str(&["inspect", "-h"]).unwrap(), Command::Help);
     }
 
@@ -319,6 +381,15 @@ mod tests {
             ),
             (&["sign", "a", "--key", "k"], "--certificate is needed"),
             (&["build", "x"], "build takes no arguments"),
+            (&["publish"], "publish needs the feed's DIR"),
+            (&["publish", "d", "--keep", "0"], "--keep 0: give how many"),
+            (&["publish", "d", "--keep", "x"], "--keep x: give how many"),
+            (
+                &["publish", "d", "--keep", "1", "--keep", "2"],
+                "--keep is given twice",
+            ),
+            (&["publish", "d", "--gpg-homedir", "h"], "--gpg-homedir names"),
+            (&["publish", "d", "--sign"], "unknown option '--sign'"),
             (&["x"], "unknown command 'x'"),
         ] {
             let err = parse_str(bad).unwrap_err().to_string();

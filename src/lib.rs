@@ -26,6 +26,11 @@ The crate, by layer (each imports only from the layers above it):
 - `image`, the read side: `survey` (an image's facts) → `inspect` shows
   them, `verify` checks them and the NAR digests `nar` computes; `sign`
   signs a disk image that `verify` passes (with `ddi`);
+- `publish`, releases and feeds: the directory a web server serves to
+  hosts that follow it with systemd-sysupdate, changed by a plan of steps
+  that keep it valid; `host`, what such a host gets (the transfer, a
+  timer and the script that moves attached services to a new version),
+  which the builder writes as a job of its own;
 - `cli`: the command line, and `main.rs` its exit-code policy.
 
 Nothing in `nix`, `squashfs`, `ddi`, `systemd`, `layout` or `manifest`
@@ -36,11 +41,13 @@ pub mod atomic_write;
 pub mod builder;
 pub mod cli;
 pub mod ddi;
+pub mod host;
 pub mod image;
 pub mod layout;
 pub mod manifest;
 pub mod nix;
 pub mod pipe;
+pub mod publish;
 pub mod squashfs;
 pub mod systemd;
 pub mod text;

@@ -50,6 +50,9 @@ mod sbom;
 // veritysetup, sfdisk, systemd-dissect, systemd-repart, openssl, certtool.
 mod ddi;
 
+// Releases, publish and the host tree, built by nix-build and run.
+mod release;
+
 // format = "ddi": images built by nix-build, read by systemd-dissect and
 // veritysetup, signed by `sign` and checked by openssl.
 mod disk_image;

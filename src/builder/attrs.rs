@@ -9,7 +9,7 @@ ignored, so Nix may add more (it added `valid` to closure entries once).
 `attrsVersion` names the version of this contract; both sides change it
 together.
 
-A derivation is one of three jobs, by its `kind`:
+A derivation is one of four jobs, by its `kind`:
 
 - `image` (the default): an image, or the final layer of a layered image
   (`layered` then names the store paths the other layers hold, which it
@@ -19,7 +19,9 @@ A derivation is one of three jobs, by its `kind`:
   manifest;
 - `layer`: one layer of a layered image, the store paths of its roots'
   closure that earlier layers (and an extension's base) do not hold;
-- `assemble`: the image made of the layers' files.
+- `assemble`: the image made of the layers' files;
+- `sysupdate`: no image, but what a host needs to follow a feed of one
+  (`crate::host`).
 */
 
 use std::collections::BTreeMap;
@@ -148,6 +150,7 @@ pub enum Job {
     Image(Box<Attrs>),
     Layer(LayerAttrs),
     Assemble(AssembleAttrs),
+    Sysupdate(crate::host::HostAttrs),
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -239,9 +242,12 @@ impl Job {
             Some("assemble") => Job::Assemble(
                 serde_json::from_str(&text).with_context(parsing)?,
             ),
+            Some("sysupdate") => Job::Sysupdate(
+                serde_json::from_str(&text).with_context(parsing)?,
+            ),
             Some(other) => bail!(
                 "{} asks for a job of kind '{other}', which this builder \
-                 does not know (image, layer, assemble)",
+                 does not know (image, layer, assemble, sysupdate)",
                 path.display()
             ),
         };

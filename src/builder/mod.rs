@@ -54,6 +54,7 @@ pub fn run() -> Result<()> {
         Job::Image(attrs) => image(*attrs, started),
         Job::Layer(attrs) => layers::layer(attrs, started),
         Job::Assemble(attrs) => layers::assemble(attrs, started),
+        Job::Sysupdate(attrs) => crate::host::write(&attrs),
     }
 }
 

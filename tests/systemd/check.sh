@@ -944,6 +944,368 @@ webapp() {
   cleanup "$v1" 'webapp*'
 }
 
+# ---------------------------------------------------------------- release feeds
+
+# A host that updates itself: a feed written by the real `publish`
+# (/usr/local/bin/portable-service-builder, put there by tests/systemd/run)
+# and served by busybox httpd on loopback; the host gets passthru.sysupdate's
+# trees (in $SYSUPDATE_INPUTS/host) laid over /, and portable-update@NAME.service
+# installs versions and moves the attachment. systemd-sysupdate came with
+# 257 (Debian 12's 252 has none).
+SYSUPDATE_INPUTS=/srv/ps-sysupdate
+FEED=/srv/feed
+FEED_URL=http://127.0.0.1:8098/
+GPG_HOME=/root/ps-gnupg
+
+publish() {
+  run portable-service-builder publish "$FEED" "$@"
+}
+
+feed_serve() {
+  mkdir -p "$FEED"
+  publish "$SYSUPDATE_INPUTS/releases/counter-1"
+  run systemd-run --unit=ps-feed /usr/local/bin/busybox httpd -f -p 127.0.0.1:8098 -h "$FEED"
+  wait_for 10 curl --silent --fail --output /dev/null "${FEED_URL}SHA256SUMS" ||
+    fail "the feed is not served at $FEED_URL"
+  curl --silent --show-error "${FEED_URL}SHA256SUMS"
+}
+
+# Lays a tree of passthru.sysupdate over /, as a host's set-up does.
+host_tree() {
+  run cp -rT "$SYSUPDATE_INPUTS/host/$1/" /
+  run systemctl daemon-reload
+}
+
+counter_host() {
+  host_tree counter-unverified
+  find /etc/sysupdate.counter.d /usr/local/sbin/portable-update /etc/systemd/system/portable-update@.* \
+    /etc/systemd/system/timers.target.wants/portable-update@counter.timer
+  grep -x 'Verify=no' /etc/sysupdate.counter.d/counter.transfer || fail "the transfer does not say Verify=no"
+  expect_property portable-update@counter.timer UnitFileState enabled
+}
+
+# Runs the update of NAME, which must succeed; systemd 257 and 262 must read
+# the .transfer file and leave the .conf one, which earlier versions read.
+update_runs() {
+  local name=$1 cursor rc=0
+  cursor=$(journal_cursor)
+  echo "\$ systemctl start portable-update@$name.service"
+  systemctl start "portable-update@$name.service" || rc=$?
+  journal_after "$cursor" | grep -vE '^(Got [0-9]+%|Downloading|Acquired [0-9])' | tail -n 40
+  ((rc == 0)) || fail "portable-update@$name.service failed (systemctl exited with $rc)"
+  if journal_after "$cursor" | grep -q "should have the '.transfer' extension"; then
+    fail "systemd-sysupdate read the .conf definition"
+  fi
+}
+
+# Runs the update of NAME, which must fail with a line matching WHY (an
+# extended regular expression).
+update_refused() {
+  local name=$1 why=$2 cursor
+  cursor=$(journal_cursor)
+  echo "\$ systemctl start portable-update@$name.service"
+  if systemctl start "portable-update@$name.service"; then
+    journal_after "$cursor" | tail -n 40
+    fail "portable-update@$name.service succeeded"
+  fi
+  journal_after "$cursor" | grep -vE '^(Got [0-9]+%|Downloading|Acquired [0-9])' | tail -n 40
+  expect_property "portable-update@$name.service" Result exit-code
+  journal_after "$cursor" | grep -qE -- "$why" || fail "the journal has no line matching '$why'"
+  run systemctl reset-failed "portable-update@$name.service"
+}
+
+# The files of NAME in /var/lib/portables, hidden ones (partial downloads)
+# included, are exactly FILES.
+installed_exactly() {
+  local name=$1 actual expected
+  shift
+  actual=$(cd "$IMAGES" && ls -A | grep -F "$name" | sort | tr '\n' ' ')
+  expected=$(printf '%s ' "$@")
+  echo "$IMAGES holds: $actual"
+  [[ $actual == "$expected" ]] || fail "$IMAGES holds '$actual' of $name, expected '$expected'"
+}
+
+# The installed file is the feed's, byte for byte.
+installed_as_published() {
+  cmp "$IMAGES/$1" "$FEED/$1" || fail "$IMAGES/$1 differs from the feed's"
+  echo "$IMAGES/$1 is the feed's $1"
+}
+
+# UNIT's attachment names the image FILE.
+attached_to() {
+  local unit=$1 file=$2 line
+  line=$(head -n 1 "/etc/systemd/system.attached/$unit.d/20-portable.conf")
+  echo "$line"
+  [[ $line == "# Drop-in created for image '$IMAGES/$file', do not edit." ]] ||
+    fail "$unit is not attached from $file"
+}
+
+counter_visit() {
+  local version=$1 count=$2 body
+  body=$(http_wait http://127.0.0.1:8095/)
+  printf '%s\n' "$body"
+  grep -qx "version=$version" <<<"$body" || fail "the answer is not from version $version"
+  grep -qx "count=$count" <<<"$body" || fail "the count is not $count: the state did not carry over"
+}
+
+report_runs() {
+  journal_of counter-report.service | grep -c "counter-report ran" || true
+}
+
+counter_attach() {
+  run portablectl attach --now --enable --profile=strict --copy=copy counter_1
+  expect_active counter.socket
+  attached_to counter.socket counter_1.raw
+  [[ $(report_runs) == 1 ]] || fail "attach --now did not run counter-report.service once"
+}
+
+# What the attachment had stays across a move: the strict profile as a copy
+# (--copy=copy), the socket enabled (its link in system.attached), and
+# counter-report.service, which ran once at the attach, not run again.
+counter_kept() {
+  local dropin=/etc/systemd/system.attached/counter@.service.d/10-profile.conf
+  ls -l "$dropin" /etc/systemd/system.attached/sockets.target.wants/
+  [[ -f $dropin && ! -L $dropin ]] || fail "$dropin is not a copy"
+  cmp /usr/lib/systemd/portable/profile/strict/service.conf "$dropin" ||
+    fail "$dropin is not the strict profile"
+  [[ -L /etc/systemd/system.attached/sockets.target.wants/counter.socket ]] ||
+    fail "counter.socket is no longer enabled"
+  expect_active counter.socket
+  expect_property counter-report.service ActiveState inactive
+  [[ $(report_runs) == 1 ]] || fail "counter-report.service ran again: the move started a unit that was not running"
+}
+
+counter_moved() {
+  attached_to counter.socket "counter_$1.raw"
+  attached_to counter@.service "counter_$1.raw"
+  counter_kept
+}
+
+# A byte of the published version 3 flipped on the server, SHA256SUMS
+# unchanged.
+counter_tamper() {
+  local file=$FEED/counter_3.raw byte
+  publish "$SYSUPDATE_INPUTS/releases/counter-3"
+  byte=$(od -An -tu1 -j 8192 -N 1 "$file" | tr -d ' ')
+  printf "\\$(printf '%03o' $((255 - byte)))" | dd of="$file" bs=1 seek=8192 conv=notrunc status=none
+  if cmp -s "$file" "$SYSUPDATE_INPUTS/releases/counter-3/counter_3.raw"; then
+    fail "the byte did not change"
+  fi
+  grep counter_3.raw "$FEED/SHA256SUMS"
+}
+
+# publish refuses to touch the feed; the fix it names is done by hand.
+counter_untamper() {
+  local output
+  if output=$(portable-service-builder publish "$FEED" 2>&1); then
+    fail "publish took a feed whose counter_3.raw does not match SHA256SUMS"
+  fi
+  printf '%s\n' "$output"
+  grep -q "does not match SHA256SUMS" <<<"$output" || fail "publish does not say which file is wrong"
+  rm "$FEED/counter_3.raw"
+  sed -i '/  counter_3\.raw$/d' "$FEED/SHA256SUMS"
+  publish
+}
+
+# Throw-away keys: the feed's, whose public key the host trusts, and another.
+gpg_keys() {
+  install -d -m 0700 "$GPG_HOME"
+  local who
+  for who in feed wrong; do
+    run gpg --batch --homedir "$GPG_HOME" --passphrase '' \
+      --quick-generate-key "$who <$who@example.invalid>" ed25519 sign never
+  done
+  # 257 reads /etc/systemd/import-pubring.gpg; 262 reads it too when there
+  # is no import-pubring.pgp beside it.
+  gpg --batch --homedir "$GPG_HOME" --export feed@example.invalid >/etc/systemd/import-pubring.gpg
+  [[ -s /etc/systemd/import-pubring.gpg ]] || fail "no public key exported"
+  host_tree counter
+  grep -x 'Verify=yes' /etc/sysupdate.counter.d/counter.transfer || fail "the transfer does not say Verify=yes"
+}
+
+counter_signed_by() {
+  local who=$1
+  shift
+  run portable-service-builder publish "$FEED" "$@" --gpg-key "$who@example.invalid" --gpg-homedir "$GPG_HOME"
+  gpg --batch --homedir "$GPG_HOME" --verify "$FEED/SHA256SUMS.gpg" "$FEED/SHA256SUMS"
+}
+
+counter_rollback() {
+  run portable-update rollback counter
+  counter_moved 1
+}
+
+counter_cleanup() {
+  local file
+  systemctl stop counter.socket 2>&1 || true
+  for file in "$IMAGES"/counter_*.raw; do
+    portablectl detach --now "$file" 2>&1 || true
+  done
+}
+
+vault_host() {
+  counter_signed_by feed "$SYSUPDATE_INPUTS/vault_1.raw"
+  cmp "$FEED/vault_1.raw" "$SYSUPDATE_INPUTS/vault_1.raw" || fail "the published vault_1.raw is not the signed one"
+  host_tree vault
+}
+
+# vault VERSION is installed as published, signed, beside FILES.
+vault_installed() {
+  local version=$1
+  shift
+  installed_exactly vault "$@"
+  installed_as_published "vault_$version.raw"
+  dissect_verity "$IMAGES/vault_$version.raw" signed
+}
+
+# tool, an extension of kit: both from the signed feed, each a component.
+kit_tool_host() {
+  counter_signed_by feed "$SYSUPDATE_INPUTS/releases/kit-1" "$SYSUPDATE_INPUTS/releases/tool-1"
+  host_tree kit
+  host_tree tool
+}
+
+kit_tool_installed() {
+  update_runs kit
+  update_runs tool
+  installed_exactly kit_ kit_1.raw
+  installed_exactly tool_ tool_1.raw
+}
+
+kit_tool_attach() {
+  run portablectl attach --now --extension "$IMAGES/tool_1.raw" "$IMAGES/kit_1.raw" tool
+  expect_active tool.service
+}
+
+tool_visit() {
+  local body
+  body=$(http_wait http://127.0.0.1:8097/cgi-bin/version)
+  printf '%s\n' "$body"
+  grep -qx "tool $1" <<<"$body" || fail "the answer is not from tool $1"
+  grep -qx "kit $1" <<<"$body" || fail "the answer is not from kit $1"
+}
+
+kit_tool_attached() {
+  attached_to tool.service "kit_$1.raw:$IMAGES/tool_$1.raw"
+}
+
+kit_tool_cleanup() {
+  systemctl stop tool.service 2>&1 || true
+  local v
+  for v in 1 2; do
+    portablectl detach --extension "$IMAGES/tool_$v.raw" "$IMAGES/kit_$v.raw" tool 2>&1 || true
+  done
+}
+
+sysupdate() {
+  scenario "release feed" 'portable-update@*' 'counter*' vault.service tool.service ps-feed.service
+  if ((PS_EXPECT_SYSTEMD < 257)); then
+    record SKIP "systemd $PS_EXPECT_SYSTEMD has no systemd-sysupdate (Debian 12 does not ship it); the release flow needs 257 or later"
+    return 0
+  fi
+  step "publish makes a feed of counter 1, served on loopback" feed_serve
+  step "the host gets passthru.sysupdate's tree (Verify=no), its timer enabled" counter_host
+  step "the update service installs counter 1 from the feed" update_runs counter
+  step "counter 1 is installed, byte for byte" installed_as_published counter_1.raw
+  step "attach --now --enable --profile=strict --copy=copy counter_1" counter_attach
+  step "counter 1 answers" counter_visit 1 1
+  step "publish adds counter 2" publish "$SYSUPDATE_INPUTS/releases/counter-2"
+  step "the update service installs counter 2 and moves the attachment to it" update_runs counter
+  step "the attachment keeps its profile, copy mode, enabled and stopped units" counter_moved 2
+  step "counter 2 answers, with the state counter 1 wrote" counter_visit 2 2
+  step "counter 1 stays installed for a rollback (InstancesMax=2)" installed_exactly counter counter_1.raw counter_2.raw
+  step "a byte of the published counter 3 is flipped on the server" counter_tamper
+  step "the update service refuses counter 3" update_refused counter 'did not check out|does not match expected checksum'
+  step "nothing changed on the host: counter 1 and 2 are still there" installed_exactly counter counter_1.raw counter_2.raw
+  step "counter 2 keeps answering" counter_visit 2 3
+  step "publish refuses the tampered feed; without counter 3 it is valid again" counter_untamper
+  step "throw-away keys; the host trusts one and checks signatures (Verify=yes)" gpg_keys
+  # 257 asks for SHA256SUMS.gpg, 262 then for SHA256SUMS.asc too.
+  step "an unsigned manifest is refused" update_refused counter 'SHA256SUMS\.(gpg|asc) failed with code 404'
+  step "nothing changed on the host" installed_exactly counter counter_1.raw counter_2.raw
+  step "a manifest signed by another key is refused" counter_signed_by wrong
+  step "the update service refuses it" update_refused counter "Signature verification failed"
+  step "the manifest signed by the trusted key" counter_signed_by feed
+  step "the update service accepts it (nothing newer to install)" update_runs counter
+  step "counter 2 still answers" counter_visit 2 4
+  step "portable-update rollback counter returns to counter 1" counter_rollback
+  step "counter 1 answers, with the state counter 2 wrote" counter_visit 1 5
+  step "an update leaves the rollback in place" update_runs counter
+  step "counter 1 still answers" counter_visit 1 6
+  step "publish adds counter 3, signed" counter_signed_by feed "$SYSUPDATE_INPUTS/releases/counter-3"
+  step "the update service moves counter 1 to counter 3" update_runs counter
+  step "counter 3 answers, with the state" counter_visit 3 7
+  step "counter 3 and the one before it stay installed; counter 1 goes" installed_exactly counter counter_2.raw counter_3.raw
+  step "the attachment is counter 3's, as it was" counter_moved 3
+  step "publish adds the signed disk image vault 1; the host gets its tree" vault_host
+  step "the update service installs vault 1" update_runs vault
+  step "vault 1 is installed as published, its signature kept" vault_installed 1 vault_1.raw
+  step "attach attaches vault.service" attach_loaded vault_1 vault.service
+  step "publish adds vault 2, signed" counter_signed_by feed "$SYSUPDATE_INPUTS/vault_2.raw"
+  step "the update service installs vault 2 and moves the attachment" update_runs vault
+  step "vault 2 is attached" attached_to vault.service vault_2.raw
+  step "vault 2 is installed as published, its signature kept" vault_installed 2 vault_1.raw vault_2.raw
+  step "its service needs dm-verity, which this kernel lacks (226/NAMESPACE)" needs_device_mapper vault.service
+  # By path: 257's portabled takes a bare name that is no file in the
+  # current directory for one that matches every attachment, and refuses
+  # to detach while counter.socket is active.
+  step "detach removes it" run portablectl detach "$IMAGES/vault_2.raw"
+  step "publish adds kit 1 and tool 1, an extension of it; the host gets both trees" kit_tool_host
+  step "the update services install kit 1 and tool 1" kit_tool_installed
+  step "attach --now --extension tool_1.raw kit_1.raw tool" kit_tool_attach
+  step "tool 1 answers from kit 1" tool_visit 1
+  step "publish adds kit 2 alone" counter_signed_by feed "$SYSUPDATE_INPUTS/releases/kit-2"
+  step "kit's update installs kit 2 but does not move: tool 1 runs on kit 1 only" \
+    update_refused kit "do not run together"
+  step "tool 1 still answers from kit 1" tool_visit 1
+  step "the attachment is still kit 1 and tool 1" kit_tool_attached 1
+  step "publish adds tool 2, built on kit 2" counter_signed_by feed "$SYSUPDATE_INPUTS/releases/tool-2"
+  step "tool's update moves base and extension together" update_runs tool
+  step "the attachment is kit 2 and tool 2" kit_tool_attached 2
+  step "tool 2 answers from kit 2" tool_visit 2
+  step "kit's next update finds nothing left to move" update_runs kit
+  step "portable-update rollback kit tool returns to both 1" run portable-update rollback kit tool
+  step "tool 1 answers from kit 1 again" tool_visit 1
+  kit_tool_cleanup
+  counter_cleanup
+  portablectl detach "$IMAGES/vault_2.raw" 2>&1 || true
+  systemctl stop ps-feed.service 2>&1 || true
+}
+
+# What doc/feed-without-sysupdate.sh (here /usr/local/sbin/feed-without-sysupdate)
+# does where there is no systemd-sysupdate: Debian 12's systemd 252.
+without_sysupdate_tampered() {
+  counter_tamper
+  if feed-without-sysupdate counter "$FEED_URL" --profile=strict; then
+    fail "the script installed a file that does not match SHA256SUMS"
+  fi
+}
+
+without_sysupdate() {
+  scenario "release feed without systemd-sysupdate" 'counter*' ps-feed.service
+  if ((PS_EXPECT_SYSTEMD >= 257)); then
+    record SKIP "systemd $PS_EXPECT_SYSTEMD has systemd-sysupdate: the scenario release feed covers it"
+    return 0
+  fi
+  step "publish makes a feed of counter 1, served on loopback" feed_serve
+  step "the script installs counter 1" run feed-without-sysupdate counter "$FEED_URL"
+  step "counter 1 is installed, byte for byte" installed_as_published counter_1.raw
+  step "attach --now --profile=strict counter_1" run portablectl attach --now --profile=strict counter_1
+  step "counter 1 answers" counter_visit 1 1
+  step "publish adds counter 2" publish "$SYSUPDATE_INPUTS/releases/counter-2"
+  step "the script installs counter 2 and reattaches to it" \
+    run feed-without-sysupdate counter "$FEED_URL" --profile=strict
+  step "the attachment is counter 2's" attached_to counter.socket counter_2.raw
+  step "counter 2 answers, with the state counter 1 wrote" counter_visit 2 2
+  step "a tampered counter 3 is refused" without_sysupdate_tampered
+  step "nothing changed on the host" installed_exactly counter counter_1.raw counter_2.raw
+  step "counter 2 keeps answering" counter_visit 2 3
+  step "reattach --now counter_1 returns to counter 1" run portablectl reattach --now --profile=strict counter_1
+  step "counter 1 answers, with the state counter 2 wrote" counter_visit 1 4
+  counter_cleanup
+  systemctl stop ps-feed.service 2>&1 || true
+}
+
 # ---------------------------------------------------------------- main
 
 # portabled, systemd-dissect and PID 1 get loop devices from
@@ -992,6 +1354,8 @@ main() {
   verified
   sealed
   webapp
+  sysupdate
+  without_sysupdate
   journalctl --no-pager --boot --output=short-monotonic >"$PS_RESULTS/journal.txt" 2>&1 || true
   echo "finished" >"$PS_RESULTS/status"
 }

@@ -6,7 +6,9 @@
 # carry no /usr/bin, which is how check.sh tells the image's root from the
 # container's. Ports: demo 8080, long-run 8081, greet instances 8082/8083,
 # hello (an extension of runtime) 8084, stack 8085, the disk images
-# verified 8086 and sealed 8087, webapp 8090.
+# verified 8086 and sealed 8087, webapp 8090; for the release feed
+# (`sysupdate`, not among the images the containers start with): counter
+# 8095, vault 8096, tool (an extension of kit) 8097, the feed itself 8098.
 let
   host = import ../../nix/host.nix { };
   inherit (host)
@@ -349,6 +351,179 @@ let
       ];
     };
 
+  # A stateful service whose versions a host gets from a feed: each visit
+  # (socket-activated, port 8095) counts on in the state directory, which
+  # outlives versions, and says the version that answered.
+  # counter-report.service is never started: a move to a new version must
+  # not start it.
+  counter =
+    version:
+    let
+      handler = writeScript "counter-handler" ''
+        #!${busybox}/bin/sh
+        bb=${busybox}/bin/busybox
+        cr=$(printf '\r')
+        while read -r line; do
+          case "$line" in "" | "$cr") break ;; esac
+        done
+        count=$(( $($bb cat "$STATE_DIRECTORY/count" 2>/dev/null || echo 0) + 1 ))
+        echo "$count" > "$STATE_DIRECTORY/count"
+        printf 'HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n'
+        echo "version=${version}"
+        echo "count=$count"
+      '';
+    in
+    portableService {
+      pname = "counter";
+      inherit version;
+      description = "Acceptance test: a service a host updates from a feed";
+      units = [
+        (writeText "counter.socket" ''
+          [Socket]
+          ListenStream=8095
+          Accept=yes
+
+          [Install]
+          WantedBy=sockets.target
+        '')
+        {
+          name = "counter@.service";
+          file = writeText "counter-at.service" ''
+            [Service]
+            DynamicUser=yes
+            StateDirectory=counter
+            ExecStart=${handler}
+            StandardInput=socket
+            StandardOutput=socket
+            StandardError=journal
+          '';
+        }
+        (writeText "counter-report.service" ''
+          [Service]
+          Type=oneshot
+          ExecStart=${busybox}/bin/echo counter-report ran
+        '')
+      ];
+    };
+
+  # A disk image a host gets from a feed, signed by tests/systemd/run as a
+  # release would be: its service needs device-mapper to start, which this
+  # machine's kernel lacks.
+  vault =
+    version:
+    portableService {
+      pname = "vault";
+      inherit version;
+      description = "Acceptance test: a disk image a host updates from a feed";
+      format = "ddi";
+      units = [
+        (writeText "vault.service" ''
+          [Service]
+          ExecStart=${busybox}/bin/httpd -f -p 8096 -h ${longRunWww}
+        '')
+      ];
+    };
+
+  # A base and an extension of it that a host updates from one feed, each
+  # its own component: tool V runs only on kit V (the extension's
+  # SYSEXT_LEVEL is its base's) and says both versions (port 8097).
+  kitGreeting =
+    version:
+    runCommand "kit-greeting-${version}" { } ''
+      mkdir -p "$out"
+      echo "kit ${version}" > "$out/greeting"
+    '';
+  kit =
+    version:
+    portableService {
+      pname = "kit";
+      inherit version;
+      description = "Acceptance test: a base a host updates from a feed";
+      units = [
+        (writeText "kit.service" ''
+          [Service]
+          ExecStart=${busybox}/bin/sleep infinity
+        '')
+      ];
+      contents = [
+        busybox
+        (kitGreeting version)
+      ];
+    };
+  tool =
+    version:
+    let
+      cgi = writeScript "tool-cgi" ''
+        #!${busybox}/bin/sh
+        echo "Content-Type: text/plain"
+        echo
+        echo "tool ${version}"
+        ${busybox}/bin/cat ${kitGreeting version}/greeting
+      '';
+      www = runCommand "tool-www-${version}" { } ''
+        mkdir -p "$out/cgi-bin"
+        cp ${cgi} "$out/cgi-bin/version"
+      '';
+    in
+    portableService {
+      pname = "tool";
+      inherit version;
+      description = "Acceptance test: an extension a host updates from a feed";
+      base = kit version;
+      units = [
+        (writeText "tool.service" ''
+          [Service]
+          ExecStart=${busybox}/bin/httpd -f -p 8097 -h ${www}
+        '')
+      ];
+    };
+
+  # What the sysupdate scenario publishes and lays over the host: releases
+  # of counter 1 to 3, kit and tool 1 and 2, the vault images (signed by
+  # the harness, then published as files), and the host trees, counter's
+  # with and without checking signatures.
+  feedUrl = "http://127.0.0.1:8098/";
+  counters = map counter [
+    "1"
+    "2"
+    "3"
+  ];
+  vaults = map vault [
+    "1"
+    "2"
+  ];
+  kits = map kit [
+    "1"
+    "2"
+  ];
+  tools = map tool [
+    "1"
+    "2"
+  ];
+  sysupdate = runCommand "portable-service-test-sysupdate" { } (
+    ''
+      mkdir -p "$out/releases" "$out/host"
+      ln -s ${(builtins.head counters).sysupdate { url = feedUrl; }} "$out/host/counter"
+      ln -s ${
+        (builtins.head counters).sysupdate {
+          url = feedUrl;
+          verify = false;
+        }
+      } "$out/host/counter-unverified"
+      ln -s ${(builtins.head vaults).sysupdate { url = feedUrl; }} "$out/host/vault"
+      ln -s ${(builtins.head kits).sysupdate { url = feedUrl; }} "$out/host/kit"
+      ln -s ${(builtins.head tools).sysupdate { url = feedUrl; }} "$out/host/tool"
+    ''
+    + builtins.concatStringsSep "" (
+      map (i: ''
+        ln -s ${i.release} "$out/releases/${i.pname}-${i.version}"
+      '') (counters ++ kits ++ tools)
+      ++ map (v: ''
+        ln -s ${v.imagePath} "$out/${v.imageFileName}"
+      '') vaults
+    )
+  );
+
   images = {
     inherit (host) demo;
     verified = diskImage "verified" 8086;
@@ -368,6 +543,7 @@ let
 in
 images
 // {
+  inherit sysupdate;
   all = runCommand "portable-service-test-images" { } (
     ''
       mkdir -p "$out"
