@@ -204,6 +204,20 @@ let
     ];
   };
 
+  # The start of a socket-activated handler's script (StandardInput= and
+  # StandardOutput= the connection): reads the request's header, then
+  # counts the visit in the state directory, which outlives versions, and
+  # leaves the number in $count. webapp and counter share it.
+  countVisit = ''
+    bb=${busybox}/bin/busybox
+    cr=$(printf '\r')
+    while read -r line; do
+      case "$line" in "" | "$cr") break ;; esac
+    done
+    count=$(( $($bb cat "$STATE_DIRECTORY/count" 2>/dev/null || echo 0) + 1 ))
+    echo "$count" > "$STATE_DIRECTORY/count"
+  '';
+
   # A service set shaped like real ones, with no workaround in its units
   # (no TemporaryFileSystem= over /var/lib): the image gives them the mount
   # points their settings need. webapp.socket activates webapp@.service
@@ -222,13 +236,7 @@ let
       # called through it.
       handler = writeScript "webapp-handler" ''
         #!${busybox}/bin/sh
-        bb=${busybox}/bin/busybox
-        cr=$(printf '\r')
-        while read -r line; do
-          case "$line" in "" | "$cr") break ;; esac
-        done
-        count=$(( $($bb cat "$STATE_DIRECTORY/count" 2>/dev/null || echo 0) + 1 ))
-        echo "$count" > "$STATE_DIRECTORY/count"
+        ${countVisit}
         echo "visit $count" >> "$CACHE_DIRECTORY/visits"
         echo "visit $count" >> "$LOGS_DIRECTORY/access.log"
         echo "$count" > "$RUNTIME_DIRECTORY/last"
@@ -361,13 +369,7 @@ let
     let
       handler = writeScript "counter-handler" ''
         #!${busybox}/bin/sh
-        bb=${busybox}/bin/busybox
-        cr=$(printf '\r')
-        while read -r line; do
-          case "$line" in "" | "$cr") break ;; esac
-        done
-        count=$(( $($bb cat "$STATE_DIRECTORY/count" 2>/dev/null || echo 0) + 1 ))
-        echo "$count" > "$STATE_DIRECTORY/count"
+        ${countVisit}
         printf 'HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n'
         echo "version=${version}"
         echo "count=$count"
