@@ -18,19 +18,20 @@ The crate, by layer (each imports only from the layers above it):
 - `layout`: every path the image layout fixes, from `nix/layout.json`,
   which the Nix function reads too; `manifest`: what every image records
   of what it holds;
-- `builder`, the write side, a pipeline: `attrs` (what Nix wrote) →
-  `config` (validated) → `base` (an extension's base) → `units` →
-  `plan` (a `tree`, a plain value) → `output` (`mksquashfs` fed a tar
-  `stream`, then a disk image for `format = "ddi"`) → `summary`; `layers`
-  builds layered images from the same steps and assembles them;
 - `image`, the read side: `survey` (an image's facts) → `inspect` shows
   them, `verify` checks them and the NAR digests `nar` computes; `sign`
-  signs a disk image that `verify` passes (with `ddi`);
+  signs a disk image that `verify` passes (with `ddi`); `sbom` describes
+  what it holds;
 - `publish`, releases and feeds: the directory a web server serves to
   hosts that follow it with systemd-sysupdate, changed by a plan of steps
   that keep it valid; `host`, what such a host gets (the transfer, a
-  timer and the script that moves attached services to a new version),
-  which the builder writes as a job of its own;
+  timer and the script that moves attached services to a new version);
+- `builder`, the write side, a pipeline: `attrs` (what Nix wrote) →
+  `config` (validated) → `base` (an extension's base, read through
+  `image`) → `units` → `plan` (a `tree`, a plain value) → `output`
+  (`mksquashfs` fed a tar `stream`, then a disk image for
+  `format = "ddi"`) → `summary`; `layers` builds layered images from the
+  same steps and assembles them; the job `sysupdate` writes `host`'s tree;
 - `cli`: the command line, and `main.rs` its exit-code policy.
 
 Nothing in `nix`, `squashfs`, `ddi`, `systemd`, `layout` or `manifest`

@@ -150,7 +150,17 @@ pub enum Job {
     Image(Box<Attrs>),
     Layer(LayerAttrs),
     Assemble(AssembleAttrs),
-    Sysupdate(crate::host::HostAttrs),
+    Sysupdate(SysupdateAttrs),
+}
+
+/// What `passthru.sysupdate` asks for: the host's settings, and where
+/// their tree goes.
+#[derive(Debug, Deserialize)]
+pub struct SysupdateAttrs {
+    #[serde(flatten)]
+    pub host: crate::host::HostAttrs,
+    #[serde(flatten)]
+    pub outputs: Outputs,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]

@@ -54,7 +54,9 @@ pub fn run() -> Result<()> {
         Job::Image(attrs) => image(*attrs, started),
         Job::Layer(attrs) => layers::layer(attrs, started),
         Job::Assemble(attrs) => layers::assemble(attrs, started),
-        Job::Sysupdate(attrs) => crate::host::write(&attrs),
+        Job::Sysupdate(attrs) => {
+            crate::host::write(&attrs.host, attrs.outputs.out()?)
+        }
     }
 }
 

@@ -42,7 +42,6 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use crate::builder::attrs::Outputs;
 use crate::systemd::image_name;
 
 /// The script, `usr/local/sbin/portable-update`.
@@ -66,8 +65,6 @@ pub struct HostAttrs {
     pub verify: bool,
     /// `InstancesMax=`.
     pub instances_max: u32,
-    #[serde(flatten)]
-    pub outputs: Outputs,
 }
 
 /// Fails unless systemd-sysupdate takes `url` for its source's `Path=`:
@@ -126,8 +123,8 @@ InstancesMax={instances_max}
     )
 }
 
-/// Writes the tree to `attrs`' output.
-pub fn write(attrs: &HostAttrs) -> Result<()> {
+/// Writes the tree into `out`, a directory that need not exist yet.
+pub fn write(attrs: &HostAttrs, out: &Path) -> Result<()> {
     image_name::check_pname(&attrs.pname)?;
     check_url(&attrs.url)?;
     if attrs.instances_max < INSTANCES_MIN {
@@ -137,7 +134,6 @@ pub fn write(attrs: &HostAttrs) -> Result<()> {
             attrs.instances_max
         );
     }
-    let out = attrs.outputs.out()?;
     let pname = &attrs.pname;
     let transfer = transfer(attrs);
     let sysupdate = format!("etc/sysupdate.{pname}.d");
@@ -183,7 +179,6 @@ mod tests {
             url: url.into(),
             verify,
             instances_max: 2,
-            outputs: Outputs { outputs: Default::default() },
         }
     }
 
