@@ -391,7 +391,7 @@ let
   sbom = derivation {
     # Named as a feed keeps it beside its image (publish takes a store
     # object's name).
-    name = "${fileName}.cdx.json";
+    name = "${pname}_${version}.cdx.json";
     inherit (image) system;
     builder = "${portable-service-builder}/bin/portable-service-builder";
     args = [
@@ -418,8 +418,9 @@ let
     release = import ./release.nix { inherit portable-service-builder; } {
       inherit pname version system;
       image = "${image}/${fileName}";
-      # Named "${fileName}.<suffix>", so that publish keeps and prunes it
-      # with the image.
+      # Named "${pname}_${version}.cdx.json", a companion publish keeps and
+      # prunes with the image (not "${fileName}.…", which systemd-sysupdate
+      # 257 would take for the image).
       companions = [ "${sbom}" ];
     };
     # { url; verify ? true; instancesMax ? 2; }: what a host lays over its

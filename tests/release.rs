@@ -35,14 +35,14 @@ fn release_of_an_image() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     names.sort();
-    assert_eq!(names, ["SHA256SUMS", "demo_1.0.raw", "demo_1.0.raw.cdx.json"]);
+    assert_eq!(names, ["SHA256SUMS", "demo_1.0.cdx.json", "demo_1.0.raw"]);
     // The image under its own name and its SBOM beside it, byte for byte.
     assert_eq!(
         fs::read(release.join("demo_1.0.raw")).unwrap(),
         fs::read(image.join("demo_1.0.raw")).unwrap()
     );
     assert_eq!(
-        fs::read(release.join("demo_1.0.raw.cdx.json")).unwrap(),
+        fs::read(release.join("demo_1.0.cdx.json")).unwrap(),
         fs::read(&sbom).unwrap()
     );
     sha256sum_check(&release);
@@ -64,8 +64,8 @@ fn publish_releases_into_a_feed() {
     assert_contains(
         &said,
         &[
-            "added demo_1.0.raw, demo_1.0.raw.cdx.json, demo_1.10.raw, \
-             demo_1.10.raw.cdx.json",
+            "added demo_1.0.cdx.json, demo_1.0.raw, demo_1.10.cdx.json, \
+             demo_1.10.raw",
             "SHA256SUMS lists 4 file(s)",
         ],
     );
@@ -74,9 +74,9 @@ fn publish_releases_into_a_feed() {
     let output = publish(&[&feed, Path::new("--keep"), Path::new("1")]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(!feed.join("demo_1.0.raw").exists());
-    assert!(!feed.join("demo_1.0.raw.cdx.json").exists());
+    assert!(!feed.join("demo_1.0.cdx.json").exists());
     assert!(feed.join("demo_1.10.raw").exists());
-    assert!(feed.join("demo_1.10.raw.cdx.json").exists());
+    assert!(feed.join("demo_1.10.cdx.json").exists());
     sha256sum_check(&feed);
     // The same release again with other bytes: refused, exit status 2.
     let other = tmp.path().join("demo_1.10.raw");

@@ -12,9 +12,16 @@ it, when the feed is signed. Its files are of three kinds, by name:
   project's builder and for systemd-sysupdate (`crate::systemd::version`),
   and without `.raw` in it, where sysupdate's pattern would end the
   version early and miss the file;
-- **companions** of an image, `NAME_VERSION.raw.SUFFIX` (its SBOM, say),
-  which go and stay with it;
+- **companions** of an image: its SBOM, `NAME_VERSION.cdx.json`
+  (`COMPANION_SUFFIXES`), which goes and stays with it;
 - **other files**, which sysupdate ignores and `publish` keeps.
+
+No other name may start with an image file's name: systemd-sysupdate 257
+matches `MatchPattern=NAME_@v.raw` against the start of a name only (its
+`pattern_match()` does not check that the name ends with the pattern;
+later versions do), so it takes `NAME_VERSION.raw.anything` for version
+VERSION of the image and installs it in the image's place (seen: a
+`counter_1.raw.cdx.json` installed as `counter_1.raw`).
 
 Names starting with `.` are not the feed's: `publish` writes its files
 aside under such names (`.publish-N`) before it renames them into place.
@@ -37,13 +44,16 @@ pub const MANIFEST: &str = "SHA256SUMS";
 pub const SIGNATURE: &str = "SHA256SUMS.gpg";
 /// What every file `publish` writes aside is named, followed by more.
 pub const ASIDE_PREFIX: &str = ".publish-";
+/// What a companion's name ends with in place of its image's `.raw`: the
+/// SBOM's (`passthru.sbom`, `portable-service-builder sbom`).
+pub const COMPANION_SUFFIXES: &[&str] = &[".cdx.json"];
 
 /// What a file of a feed is, by its name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
     /// `NAME_VERSION.raw`.
     Image { pname: String, version: String },
-    /// `NAME_VERSION.raw.SUFFIX`: goes with the image `image`.
+    /// `NAME_VERSION` and a companion suffix: goes with the image `image`.
     Companion { image: String },
     /// Anything else.
     Other,
@@ -71,17 +81,41 @@ pub fn classify(name: &str) -> Result<Kind> {
         let (pname, version) = image_parts(name, image)?;
         return Ok(Kind::Image { pname, version });
     }
-    if let Some(at) = name.find(".raw.") {
-        let image = &name[..at + 4];
-        image_parts(image, &image[..at]).with_context(|| {
-            format!(
-                "'{name}' is named as a file that goes with the image \
-                 '{image}'"
-            )
-        })?;
-        return Ok(Kind::Companion { image: image.to_string() });
+    if let Some(image) = image_at_start(name) {
+        bail!(
+            "'{name}' starts with the image file name '{image}': \
+             systemd-sysupdate 257 would take it for that image and install \
+             it in the image's place (a companion is named \
+             NAME_VERSION{}, without '.raw')",
+            COMPANION_SUFFIXES.join(" or NAME_VERSION")
+        );
+    }
+    for suffix in COMPANION_SUFFIXES {
+        if let Some(stem) = name.strip_suffix(suffix) {
+            if stem.contains('_') {
+                let image = format!("{stem}.raw");
+                image_parts(&image, stem).with_context(|| {
+                    format!(
+                        "'{name}' is named as a file that goes with the \
+                         image '{image}'"
+                    )
+                })?;
+                return Ok(Kind::Companion { image });
+            }
+        }
     }
     Ok(Kind::Other)
+}
+
+/// The image file name `name` starts with and goes on after, as
+/// systemd-sysupdate 257 matches `MatchPattern=NAME_@v.raw`: `NAME_`, a
+/// version up to the first `.raw`, then anything.
+fn image_at_start(name: &str) -> Option<&str> {
+    let (pname, rest) = name.split_once('_')?;
+    let image = &name[..pname.len() + 1 + rest.find(".raw")? + 4];
+    let stem = image.strip_suffix(".raw")?;
+    (image.len() < name.len() && image_parts(image, stem).is_ok())
+        .then_some(image)
 }
 
 /// The pname and version of the image file `name` (`stem` without
@@ -252,7 +286,8 @@ impl Listing {
                             "{} does not match {MANIFEST}: it lists sha256 \
                              {}, the file has {}, so it changed after \
                              {MANIFEST} was written, and hosts refuse it: \
-                             restore it, or remove it and its line",
+                             restore it, or remove it and its line (an \
+                             image with its companions and theirs)",
                             path.display(),
                             sha256sums::hex(listed),
                             sha256sums::hex(&digest)
@@ -338,8 +373,12 @@ mod tests {
             image("my-app.v2", "2024.01_rc1+x")
         );
         assert_eq!(
-            classify("demo_1.0.raw.cdx.json").unwrap(),
+            classify("demo_1.0.cdx.json").unwrap(),
             Kind::Companion { image: "demo_1.0.raw".into() }
+        );
+        assert_eq!(
+            classify("demo_1.0.2.cdx.json").unwrap(),
+            Kind::Companion { image: "demo_1.0.2.raw".into() }
         );
         assert_eq!(classify("README").unwrap(), Kind::Other);
         assert_eq!(classify("demo.txt").unwrap(), Kind::Other);
@@ -357,7 +396,13 @@ mod tests {
             ("demo_1~rc1.raw", "would break the image file name"),
             ("demo_1.rawx.raw", "holds '.raw'"),
             ("demo_.raw", "would break the image file name"),
-            ("demo_1.0.rawx.raw.sig", "goes with the image"),
+            ("demo_1.0.raw.cdx.json", "257 would take it for that image"),
+            (
+                "demo_1.0.raw.sig",
+                "starts with the image file name 'demo_1.0.raw'",
+            ),
+            ("demo_1.0.rawx", "would take it for that image"),
+            ("demo_1~rc.cdx.json", "goes with the image 'demo_1~rc.raw'"),
         ] {
             let err = format!("{:#}", classify(name).unwrap_err());
             assert!(err.contains(why), "{name}: {err}");

@@ -75,15 +75,12 @@ fn a_release_into_an_empty_feed() {
     let release = directory(
         tmp.path(),
         "release",
-        &[("demo_1.0.raw", "image 1"), ("demo_1.0.raw.cdx.json", "sbom 1")],
+        &[("demo_1.0.raw", "image 1"), ("demo_1.0.cdx.json", "sbom 1")],
         true,
     );
     let feed = tmp.path().join("feed");
     let said = run(&request(&feed, &[&release], None)).unwrap();
-    assert!(
-        said.contains("added demo_1.0.raw, demo_1.0.raw.cdx.json"),
-        "{said}"
-    );
+    assert!(said.contains("added demo_1.0.cdx.json, demo_1.0.raw"), "{said}");
     // The release's files, byte for byte, and the same manifest.
     assert_eq!(
         fs::read(feed.join(MANIFEST)).unwrap(),
@@ -101,7 +98,10 @@ fn a_release_into_an_empty_feed() {
     // Again: nothing changes.
     let before = contents(&feed);
     let said = run(&request(&feed, &[&release], None)).unwrap();
-    assert!(said.contains("already there: demo_1.0.raw"), "{said}");
+    assert!(
+        said.contains("already there: demo_1.0.cdx.json, demo_1.0.raw"),
+        "{said}"
+    );
     assert_eq!(contents(&feed), before);
 }
 
@@ -122,7 +122,7 @@ fn keep_prunes_in_systemd_order() {
     let release = directory(
         tmp.path(),
         "r110",
-        &[("demo_1.10.raw", "1.10"), ("demo_1.10.raw.cdx.json", "sbom")],
+        &[("demo_1.10.raw", "1.10"), ("demo_1.10.cdx.json", "sbom")],
         true,
     );
     let older =
@@ -132,8 +132,8 @@ fn keep_prunes_in_systemd_order() {
         listed(&feed),
         [
             "README",
+            "demo_1.10.cdx.json",
             "demo_1.10.raw",
-            "demo_1.10.raw.cdx.json",
             "demo_1.9.raw",
             "demo_1.9a.raw",
             "other_7.raw"
@@ -145,8 +145,8 @@ fn keep_prunes_in_systemd_order() {
         listed(&feed),
         [
             "README",
+            "demo_1.10.cdx.json",
             "demo_1.10.raw",
-            "demo_1.10.raw.cdx.json",
             "demo_1.9a.raw",
             "other_7.raw"
         ]
@@ -207,7 +207,7 @@ fn refusals_change_nothing() {
             "are both named 'demo_3.raw'",
         ),
         (
-            vec![file("demo_9.raw.cdx.json", "x")],
+            vec![file("demo_9.cdx.json", "x")],
             None,
             "goes with the image 'demo_9.raw'",
         ),
@@ -357,7 +357,7 @@ fn stopped_at_every_step(gpg: Option<&Gpg>) {
         "initial",
         &[
             ("app_1.raw", "app 1"),
-            ("app_1.raw.cdx.json", "sbom 1"),
+            ("app_1.cdx.json", "sbom 1"),
             ("app_2.raw", "app 2"),
             ("README", "the feed"),
         ],
@@ -372,7 +372,7 @@ fn stopped_at_every_step(gpg: Option<&Gpg>) {
     let release = directory(
         tmp.path(),
         "release",
-        &[("app_3.raw", "app 3"), ("app_3.raw.cdx.json", "sbom 3")],
+        &[("app_3.raw", "app 3"), ("app_3.cdx.json", "sbom 3")],
         true,
     );
     let request = |dir: &Path| Request {
@@ -387,10 +387,7 @@ fn stopped_at_every_step(gpg: Option<&Gpg>) {
     run(&request(&whole)).unwrap();
     let old = listed(&initial);
     let new = listed(&whole);
-    assert_eq!(
-        new,
-        ["README", "app_2.raw", "app_3.raw", "app_3.raw.cdx.json"]
-    );
+    assert_eq!(new, ["README", "app_2.raw", "app_3.cdx.json", "app_3.raw"]);
     // A signature holds the time it was made: compared apart.
     let unsigned = |dir: &Path| {
         let mut files = contents(dir);
@@ -437,7 +434,7 @@ fn stopped_at_every_step(gpg: Option<&Gpg>) {
     // aside, and leaves the feed as it was.
     let dir = tmp.path().join("failing");
     copy_dir(&initial, &dir);
-    fs::write(release.join("app_3.raw.cdx.json"), "damaged").unwrap();
+    fs::write(release.join("app_3.cdx.json"), "damaged").unwrap();
     let err = format!("{:#}", run(&request(&dir)).unwrap_err());
     assert!(err.contains("it changed, or was damaged"), "{err}");
     assert_eq!(contents(&dir), contents(&initial));

@@ -1102,8 +1102,8 @@ counter_untamper() {
   fi
   printf '%s\n' "$output"
   grep -q "does not match SHA256SUMS" <<<"$output" || fail "publish does not say which file is wrong"
-  rm "$FEED/counter_3.raw"
-  sed -i '/  counter_3\.raw$/d' "$FEED/SHA256SUMS"
+  rm "$FEED/counter_3.raw" "$FEED/counter_3.cdx.json"
+  sed -i -e '/  counter_3\.raw$/d' -e '/  counter_3\.cdx\.json$/d' "$FEED/SHA256SUMS"
   publish
 }
 
