@@ -5,8 +5,9 @@ Not a stable library API: every module is public for the tests.
 The crate, by layer (each imports only from the layers above it):
 
 - `atomic_write`: files that are complete or absent, for every writer;
-  `text`: names from an image shown safely (escaped for a terminal,
-  lossless in JSON); `pipe`: a pipe closed by its reader;
+  `digest`: SHA-256 of files, and hex; `text`: names from an image
+  shown safely (escaped for a terminal, lossless in JSON); `pipe`: a
+  pipe closed by its reader;
 - Formats, each with its specification in its module doc:
   - `nix`: Nix's own (store paths, base-32, NAR, what Nix records of a
     store path);
@@ -42,6 +43,7 @@ pub mod atomic_write;
 pub mod builder;
 pub mod cli;
 pub mod ddi;
+pub mod digest;
 pub mod host;
 pub mod image;
 pub mod layout;

@@ -99,7 +99,7 @@ impl Manifest {
     /// for, the one that holds the store paths the extension leaves out.
     pub fn sysext_level(&self) -> String {
         let digest = Sha256::digest(self.to_json().as_bytes());
-        digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+        crate::digest::hex(&digest[..16])
     }
 }
 

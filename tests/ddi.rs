@@ -152,7 +152,7 @@ fn hash_device_is_what_veritysetup_format_writes() {
             "veritysetup",
             &[
                 "format",
-                &format!("--salt={}", signature::hex(&salt)),
+                &format!("--salt={}", portable_service::digest::hex(&salt)),
                 &format!("--uuid={uuid}"),
                 data.to_str().unwrap(),
                 hash.to_str().unwrap(),
@@ -165,7 +165,11 @@ fn hash_device_is_what_veritysetup_format_writes() {
             .unwrap()
             .trim()
             .to_string();
-        assert_eq!(signature::hex(&ours.root_hash), theirs, "{blocks} blocks");
+        assert_eq!(
+            portable_service::digest::hex(&ours.root_hash),
+            theirs,
+            "{blocks} blocks"
+        );
         assert!(
             fs::read(&hash).unwrap() == ours.bytes,
             "{blocks} blocks: the hash devices differ"

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::dps::Architecture;
 use super::gpt::{self, Gpt, Guid, Partition, Structure, SECTOR};
-use super::signature::{self, Certificate, Openssl, Signer, Verdict};
+use super::signature::{Certificate, Openssl, Signer, Verdict};
 use super::verity::{self, Geometry, RootHash, Side, Superblock};
 use super::{derive_guid, Error, ErrorKind};
 use super::{DISK_GUID, VERITY_SIG_GUID, VERITY_SUPERBLOCK_UUID};
@@ -628,7 +628,7 @@ impl Ddi {
     }
 
     pub fn root_hash_hex(&self) -> String {
-        signature::hex(&self.root_hash)
+        crate::digest::hex(&self.root_hash)
     }
 
     /// Compares the image with what [`build`] and [`Verified::sign`] write
@@ -750,8 +750,8 @@ impl Ddi {
             Ok((salt, _)) if salt[..] == sb.salt[..] => {}
             Ok((salt, _)) => findings.push(Finding::Salt(format!(
                 "{}, the squashfs gives {}",
-                signature::hex(&sb.salt),
-                signature::hex(salt)
+                crate::digest::hex(&sb.salt),
+                crate::digest::hex(salt)
             ))),
             Err(problem) => findings
                 .push(Finding::Salt(format!("the root partition: {problem}"))),

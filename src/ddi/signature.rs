@@ -235,7 +235,7 @@ impl Certificate {
     /// The SHA-256 of the certificate in DER, as lowercase hex: the DPS's
     /// `certificateFingerprint`.
     pub fn fingerprint(&self) -> String {
-        hex(&Sha256::digest(&self.der))
+        crate::digest::hex(&Sha256::digest(&self.der))
     }
 }
 
@@ -445,10 +445,6 @@ fn reason(stderr: &[u8]) -> String {
         })
         .collect();
     lines.join("; ")
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

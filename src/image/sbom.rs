@@ -49,13 +49,11 @@ holds what it records.
 */
 
 use std::collections::BTreeSet;
-use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::atomic_write::write_atomically;
 use crate::image::survey::{self, Facts, Format, ImageKind};
@@ -189,8 +187,10 @@ pub fn document(subject: &Subject) -> Result<Vec<u8>> {
             format!("the manifest's record of {}", info.path)
         })?;
         let mut component = store_path(&info.path, manifest);
-        component.hashes =
-            vec![Hash { alg: "SHA-256", content: hex(&sha256) }];
+        component.hashes = vec![Hash {
+            alg: "SHA-256",
+            content: crate::digest::hex(&sha256),
+        }];
         component
             .properties
             .push(Property::new("nix:nar_size", info.nar_size.to_string()));
@@ -288,7 +288,10 @@ fn image(
         name: facts.prefix.clone(),
         version: file_name_version(&facts.image),
         description: field("PORTABLE_PRETTY_NAME"),
-        hashes: vec![Hash { alg: "SHA-256", content: hex(sha256) }],
+        hashes: vec![Hash {
+            alg: "SHA-256",
+            content: crate::digest::hex(sha256),
+        }],
         external_references: website(field("HOME_URL")),
         properties,
         ..Component::default()
@@ -388,10 +391,6 @@ fn file_name_version(file_name: &str) -> Option<String> {
     Some(version.to_string()).filter(|v| !v.is_empty())
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// `urn:uuid:` and a version-4 (random) UUID whose random bits are the
 /// image's SHA-256: a number the same image always gets. (RFC 9562 would
 /// make a SHA-256 name-based UUID version 8, which the schema's RFC 4122
@@ -400,7 +399,7 @@ pub fn serial_number(sha256: &[u8; 32]) -> String {
     let mut b: [u8; 16] = sha256[..16].try_into().expect("16 of 32 bytes");
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex(&b);
+    let h = crate::digest::hex(&b);
     format!(
         "urn:uuid:{}-{}-{}-{}-{}",
         &h[..8],
@@ -459,28 +458,12 @@ pub fn source_date_epoch() -> Result<Option<u64>> {
     }
 }
 
-/// The SHA-256 of the file at `path`.
-fn file_sha256(path: &Path) -> Result<[u8; 32]> {
-    let reading = || format!("reading {}", path.display());
-    let mut file = File::open(path).with_context(reading)?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buffer).with_context(reading)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-    }
-    Ok(hasher.finalize().into())
-}
-
 /// Writes the document of `image` to standard output, or to `output`,
 /// which is then complete or absent.
 pub fn run(image: &Path, output: Option<&Path>) -> Result<()> {
     let source_date_epoch = source_date_epoch()?;
     let facts = survey::open(image)?.facts;
-    let sha256 = file_sha256(image)?;
+    let sha256 = crate::digest::hash_file(image)?;
     let json =
         document(&Subject { facts: &facts, sha256, source_date_epoch })?;
     match output {

@@ -28,12 +28,11 @@ aside under such names (`.publish-N`) before it renames them into place.
 */
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::{self, Read};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use sha2::{Digest as _, Sha256};
 
 use crate::systemd::sha256sums::{self, Digest, Entries};
 use crate::systemd::{image_name, version};
@@ -148,34 +147,6 @@ fn image_parts(name: &str, stem: &str) -> Result<(String, String)> {
     Ok((pname.to_string(), version.to_string()))
 }
 
-/// The SHA-256 of what `reader` gives, and copies it to `sink`.
-pub fn copy_hashing(
-    reader: &mut impl Read,
-    sink: &mut impl io::Write,
-) -> io::Result<Digest> {
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0; 1 << 20];
-    loop {
-        let n = match reader.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buffer[..n]);
-        sink.write_all(&buffer[..n])?;
-    }
-    Ok(hasher.finalize().into())
-}
-
-/// The SHA-256 of the file at `path`.
-pub fn hash_file(path: &Path) -> Result<Digest> {
-    let mut file = File::open(path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    copy_hashing(&mut file, &mut io::sink())
-        .with_context(|| format!("cannot read {}", path.display()))
-}
-
 /// How `Listing::read` reads a directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reading {
@@ -280,7 +251,7 @@ impl Listing {
             let digest = match (listing.manifest.get(&name), reading) {
                 (Some(listed), Reading::Release) => *listed,
                 (Some(listed), Reading::Feed) => {
-                    let digest = hash_file(&path)?;
+                    let digest = crate::digest::hash_file(&path)?;
                     if digest != *listed {
                         bail!(
                             "{} does not match {MANIFEST}: it lists sha256 \
@@ -289,13 +260,13 @@ impl Listing {
                              restore it, or remove it and its line (an \
                              image with its companions and theirs)",
                             path.display(),
-                            sha256sums::hex(listed),
-                            sha256sums::hex(&digest)
+                            crate::digest::hex(listed),
+                            crate::digest::hex(&digest)
                         );
                     }
                     digest
                 }
-                (None, Reading::Feed) => hash_file(&path)?,
+                (None, Reading::Feed) => crate::digest::hash_file(&path)?,
                 (None, Reading::Release) => bail!(
                     "{} is not listed in {}",
                     path.display(),
@@ -344,12 +315,12 @@ pub fn check_served(dir: &Path) -> Vec<String> {
             Ok(_) => {}
             Err(e) => findings.push(format!("{e:#}")),
         }
-        match hash_file(&dir.join(name)) {
+        match crate::digest::hash_file(&dir.join(name)) {
             Ok(digest) if digest == *listed => {}
             Ok(digest) => findings.push(format!(
                 "{name}: has sha256 {}, listed as {}",
-                sha256sums::hex(&digest),
-                sha256sums::hex(listed)
+                crate::digest::hex(&digest),
+                crate::digest::hex(listed)
             )),
             Err(e) => findings.push(format!("{e:#}")),
         }

@@ -39,7 +39,6 @@ pub mod plan;
 mod tests;
 
 use crate::nix::store_path::StorePath;
-use crate::systemd::sha256sums;
 use feed::{Listing, Reading, MANIFEST, SIGNATURE};
 use gpg::Signing;
 use plan::{Addition, Plan};
@@ -79,7 +78,7 @@ pub fn read_inputs(inputs: &[PathBuf]) -> Result<Vec<Addition>> {
         additions.push(Addition {
             name,
             source: input.clone(),
-            digest: feed::hash_file(input)?,
+            digest: crate::digest::hash_file(input)?,
             digest_from: "publish, which read it before,".to_string(),
         });
     }
@@ -185,7 +184,9 @@ fn summary(dir: &Path, plan: &Plan, signing: Option<&Signing>) -> String {
         .manifest
         .iter()
         .filter(|(name, _)| plan.added.contains(name))
-        .map(|(name, digest)| format!("  {}  {name}", sha256sums::hex(digest)))
+        .map(|(name, digest)| {
+            format!("  {}  {name}", crate::digest::hex(digest))
+        })
         .collect();
     let mut text = format!("{}: {}\n", dir.display(), lines.join("; "));
     for line in digests {

@@ -150,9 +150,9 @@ pub fn plan(
                  bytes (sha256 {}) than {} (sha256 {}): remove it, or \
                  publish without {} to list it",
                 listing.dir.join(name).display(),
-                sha256sums::hex(there),
+                crate::digest::hex(there),
                 addition.source.display(),
-                sha256sums::hex(&addition.digest),
+                crate::digest::hex(&addition.digest),
                 addition.source.display()
             ),
             Some(there) => bail!(
@@ -161,9 +161,9 @@ pub fn plan(
                  change, since hosts that have it would not fetch it \
                  again; give the new build a new version",
                 listing.dir.join(name).display(),
-                sha256sums::hex(there),
+                crate::digest::hex(there),
                 addition.source.display(),
-                sha256sums::hex(&addition.digest)
+                crate::digest::hex(&addition.digest)
             ),
             None => {
                 new.insert(name.clone(), addition);
@@ -377,8 +377,8 @@ fn copy_checked(
     let mut input = File::open(source)
         .with_context(|| format!("cannot open {}", source.display()))?;
     let mut output = create_aside(aside)?;
-    let copied =
-        feed::copy_hashing(&mut input, &mut output).with_context(|| {
+    let copied = crate::digest::copy_hashing(&mut input, &mut output)
+        .with_context(|| {
             format!("cannot copy {} to {}", source.display(), aside.display())
         })?;
     if copied != *digest {
@@ -386,8 +386,8 @@ fn copy_checked(
             "{} has sha256 {}, but {digest_from} says {}: it changed, or \
              was damaged, since; nothing of it was published",
             source.display(),
-            sha256sums::hex(&copied),
-            sha256sums::hex(digest)
+            crate::digest::hex(&copied),
+            crate::digest::hex(digest)
         );
     }
     output

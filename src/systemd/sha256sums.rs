@@ -39,7 +39,7 @@ use thiserror::Error;
 const NAME_MAX: usize = 255;
 
 /// A SHA-256 digest.
-pub type Digest = [u8; 32];
+pub use crate::digest::Digest;
 
 /// The file names and digests a manifest lists.
 pub type Entries = BTreeMap<String, Digest>;
@@ -146,21 +146,12 @@ pub fn parse(manifest: &[u8]) -> Result<Entries, Error> {
     Ok(entries)
 }
 
-/// The digest in lower-case hex.
-pub fn hex(digest: &Digest) -> String {
-    let mut text = String::with_capacity(64);
-    for byte in digest {
-        let _ = write!(text, "{byte:02x}");
-    }
-    text
-}
-
 /// The manifest of `entries`, whose names must pass `check_name`.
 pub fn render(entries: &Entries) -> Result<String, NameError> {
     let mut text = String::new();
     for (name, digest) in entries {
         check_name(name)?;
-        let _ = writeln!(text, "{}  {name}", hex(digest));
+        let _ = writeln!(text, "{}  {name}", crate::digest::hex(digest));
     }
     Ok(text)
 }
