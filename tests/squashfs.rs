@@ -8,6 +8,7 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
 
+use portable_service::image::sbom::timestamp;
 use portable_service::squashfs::{EntryKind, ErrorKind, Image};
 
 use crate::util::{run, stderr};
@@ -89,21 +90,11 @@ fn mode_string(kind: &EntryKind, mode: u16) -> String {
     s
 }
 
-/// `YYYY-MM-DD HH:MM` in UTC, as unsquashfs prints it with TZ=UTC.
+/// `YYYY-MM-DD HH:MM` in UTC, as unsquashfs prints it with TZ=UTC: the
+/// start of the SBOM's timestamp (`YYYY-MM-DDTHH:MM:SSZ`).
 fn date(secs: u32) -> String {
-    let days = i64::from(secs / 86400);
-    let (hh, mm) = (secs % 86400 / 3600, secs % 3600 / 60);
-    // Howard Hinnant's days-to-civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}")
+    let stamp = timestamp(u64::from(secs)).unwrap();
+    stamp[..16].replacen('T', " ", 1)
 }
 
 /// Our reader's listing in the form of `unsquashfs_listing`.
