@@ -845,6 +845,27 @@ impl KeyPair {
     }
 }
 
+/// The arguments of `portable-service-builder sign`: `image` signed with
+/// `key` and `certificate` into `output`.
+pub(crate) fn sign_args<'a>(
+    image: &'a Path,
+    key: &'a Path,
+    certificate: &'a Path,
+    output: &'a Path,
+) -> [&'a str; 8] {
+    let path = |p: &'a Path| p.to_str().unwrap();
+    [
+        "sign",
+        path(image),
+        "--key",
+        path(key),
+        "--certificate",
+        path(certificate),
+        "--output",
+        path(output),
+    ]
+}
+
 /// `Verified::open` and `Verified::sign`.
 pub(crate) fn sign(
     image: &Path,

@@ -17,7 +17,7 @@ use std::process::Output;
 use portable_service::ddi::Ddi;
 
 use crate::ddi::{
-    dissect, ec, flip, openssl_cms_verify, read_range, rsa, split,
+    dissect, ec, flip, openssl_cms_verify, read_range, rsa, sign_args, split,
     verity_column, veritysetup_verify,
 };
 use crate::util::*;
@@ -145,16 +145,8 @@ fn sign_then_verify_with_the_certificate() {
     let (key, other) = (rsa(dir.path()), ec(dir.path()));
     let signed = dir.path().join("signed").join("demo_1.0.raw");
     fs::create_dir(signed.parent().unwrap()).unwrap();
-    let output = builder(&[
-        "sign",
-        path(&image),
-        "--key",
-        path(&key.key),
-        "--certificate",
-        path(&key.certificate),
-        "--output",
-        path(&signed),
-    ]);
+    let output =
+        builder(&sign_args(&image, &key.key, &key.certificate, &signed));
     assert!(output.status.success(), "{}", stderr(&output));
     let roothash = Ddi::read(&image).unwrap().root_hash_hex();
     assert_eq!(
@@ -236,16 +228,12 @@ fn sign_refuses_bad_input_and_leaves_no_output() {
     let out = dir.path().join("out");
     fs::create_dir(&out).unwrap();
     let sign = |image: &Path, key: &Path| {
-        builder(&[
-            "sign",
-            path(image),
-            "--key",
-            path(key),
-            "--certificate",
-            path(&rsa.certificate),
-            "--output",
-            path(&out.join("signed.raw")),
-        ])
+        builder(&sign_args(
+            image,
+            key,
+            &rsa.certificate,
+            &out.join("signed.raw"),
+        ))
     };
     let refused = |output: Output, needles: &[&str]| {
         assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
@@ -306,16 +294,8 @@ fn sign_refuses_an_image_whose_squashfs_does_not_verify() {
 
     let key = rsa(dir.path());
     let signed = dir.path().join("signed.raw");
-    let output = builder(&[
-        "sign",
-        path(&image),
-        "--key",
-        path(&key.key),
-        "--certificate",
-        path(&key.certificate),
-        "--output",
-        path(&signed),
-    ]);
+    let output =
+        builder(&sign_args(&image, &key.key, &key.certificate, &signed));
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     let listed: String = found.lines().map(|l| format!("  {l}\n")).collect();
     // One line each, as verify gives them.
@@ -344,18 +324,8 @@ fn sign_does_not_follow_a_planted_link() {
     let partial = out.join(".signed.raw.partial");
     let victim = dir.path().join("victim");
     fs::write(&victim, "must survive").unwrap();
-    let sign = || {
-        builder(&[
-            "sign",
-            path(&image),
-            "--key",
-            path(&key.key),
-            "--certificate",
-            path(&key.certificate),
-            "--output",
-            path(&signed),
-        ])
-    };
+    let sign =
+        || builder(&sign_args(&image, &key.key, &key.certificate, &signed));
     std::os::unix::fs::symlink(&victim, &partial).unwrap();
     let output = sign();
     assert!(output.status.success(), "{}", stderr(&output));
@@ -414,29 +384,16 @@ fn bad_certificate_files_are_errors() {
         ]);
         assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
         assert_eq!(stderr(&output), expected);
-        let output = timed(&[
-            "sign",
-            path(&image),
-            "--key",
-            path(&key.key),
-            "--certificate",
-            path(certificate),
-            "--output",
-            path(&signed),
-        ]);
+        let output = timed(&sign_args(&image, &key.key, certificate, &signed));
         assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
         assert_eq!(stderr(&output), expected);
     }
-    let output = timed(&[
-        "sign",
-        path(&image),
-        "--key",
-        "/dev/zero",
-        "--certificate",
-        path(&key.certificate),
-        "--output",
-        path(&signed),
-    ]);
+    let output = timed(&sign_args(
+        &image,
+        Path::new("/dev/zero"),
+        &key.certificate,
+        &signed,
+    ));
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert_eq!(
         stderr(&output),

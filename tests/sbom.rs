@@ -16,7 +16,7 @@ use portable_service::nix::drv_name::DrvName;
 use portable_service::nix::nar::hash::parse_sha256;
 use serde_json::Value;
 
-use crate::ddi::rsa;
+use crate::ddi::{rsa, sign_args};
 use crate::util::*;
 
 /// Where scripts/install-deps puts the validator's virtual environment.
@@ -564,16 +564,8 @@ fn every_kind_of_image_has_a_valid_document() {
     let dir = tempfile::tempdir().unwrap();
     let key = rsa(dir.path());
     let signed: PathBuf = dir.path().join("layered_1.0.raw");
-    let output = builder(&[
-        "sign",
-        image.to_str().unwrap(),
-        "--key",
-        key.key.to_str().unwrap(),
-        "--certificate",
-        key.certificate.to_str().unwrap(),
-        "--output",
-        signed.to_str().unwrap(),
-    ]);
+    let output =
+        builder(&sign_args(&image, &key.key, &key.certificate, &signed));
     assert!(output.status.success(), "{}", stderr(&output));
     let signed_document = validated("signed", &sbom(&signed));
     let component = &signed_document["metadata"]["component"];
