@@ -289,45 +289,6 @@ impl Listing {
     }
 }
 
-/// What a host following `dir` may find wrong: each line a finding, none
-/// when every line of `SHA256SUMS` names a file that is there with that
-/// digest, every name is one a host takes, and every listed companion's
-/// image is listed too. The signature is not checked here (that takes
-/// the key).
-pub fn check_served(dir: &Path) -> Vec<String> {
-    let manifest_path = dir.join(MANIFEST);
-    let bytes = match fs::read(&manifest_path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Vec::new(),
-        Err(e) => return vec![format!("{}: {e}", manifest_path.display())],
-    };
-    let entries = match sha256sums::parse(&bytes) {
-        Ok(entries) => entries,
-        Err(e) => return vec![format!("{}: {e}", manifest_path.display())],
-    };
-    let mut findings = Vec::new();
-    for (name, listed) in &entries {
-        match classify(name) {
-            Ok(Kind::Companion { image }) if !entries.contains_key(&image) => {
-                findings
-                    .push(format!("{name}: its image {image} is not listed"))
-            }
-            Ok(_) => {}
-            Err(e) => findings.push(format!("{e:#}")),
-        }
-        match crate::digest::hash_file(&dir.join(name)) {
-            Ok(digest) if digest == *listed => {}
-            Ok(digest) => findings.push(format!(
-                "{name}: has sha256 {}, listed as {}",
-                crate::digest::hex(&digest),
-                crate::digest::hex(listed)
-            )),
-            Err(e) => findings.push(format!("{e:#}")),
-        }
-    }
-    findings
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,11 +9,52 @@ use std::process::Command;
 use sha2::{Digest as _, Sha256};
 use tempfile::TempDir;
 
-use super::feed::{check_served, Listing, Reading, MANIFEST, SIGNATURE};
+use super::feed::{classify, Kind, Listing, Reading, MANIFEST, SIGNATURE};
 use super::gpg::Signing;
 use super::plan::{self, Step};
 use super::{read_inputs, run, Request};
 use crate::systemd::sha256sums::{self, Entries};
+
+/// The oracle of these tests: what a host following `dir` may find wrong: each line a finding, none
+/// when every line of `SHA256SUMS` names a file that is there with that
+/// digest, every name is one a host takes, and every listed companion's
+/// image is listed too. The signature is not checked here (that takes
+/// the key).
+fn check_served(dir: &Path) -> Vec<String> {
+    let manifest_path = dir.join(MANIFEST);
+    let bytes = match fs::read(&manifest_path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Vec::new()
+        }
+        Err(e) => return vec![format!("{}: {e}", manifest_path.display())],
+    };
+    let entries = match sha256sums::parse(&bytes) {
+        Ok(entries) => entries,
+        Err(e) => return vec![format!("{}: {e}", manifest_path.display())],
+    };
+    let mut findings = Vec::new();
+    for (name, listed) in &entries {
+        match classify(name) {
+            Ok(Kind::Companion { image }) if !entries.contains_key(&image) => {
+                findings
+                    .push(format!("{name}: its image {image} is not listed"))
+            }
+            Ok(_) => {}
+            Err(e) => findings.push(format!("{e:#}")),
+        }
+        match crate::digest::hash_file(&dir.join(name)) {
+            Ok(digest) if digest == *listed => {}
+            Ok(digest) => findings.push(format!(
+                "{name}: has sha256 {}, listed as {}",
+                crate::digest::hex(&digest),
+                crate::digest::hex(listed)
+            )),
+            Err(e) => findings.push(format!("{e:#}")),
+        }
+    }
+    findings
+}
 
 fn digest(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
